@@ -1,0 +1,1 @@
+"""Typed configuration: the base die (`die.py`) and the compile recipe (`recipe.py`)."""

@@ -1,0 +1,209 @@
+"""The base die: the fixed grid, tiles, routing fabric, the two customisable layers and their rules.
+
+A die is data (`base_die/NAME.toml`); this module types it and derives nothing physical — the
+geometry that follows from these numbers lives in `taalas_compile/die/`. All lengths are integer
+nanometres (the GDSII database unit is 1 nm).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from taalas_compile.config.loading import Strict, read_toml, validate
+from taalas_compile.errors import UserError
+from taalas_compile.paths import DIES_DIR
+
+TileKind = Literal["mac", "vu", "sram", "io"]
+KIND_OF_LETTER: dict[str, TileKind] = {"M": "mac", "V": "vu", "S": "sram", "I": "io"}
+
+
+class GdsLayer(Strict):
+    name: str  # shown in KLayout through the .lyp file
+    layer: int = Field(ge=0, le=65535)  # GDSII layer number
+    datatype: int = Field(ge=0, le=65535)  # GDSII datatype of drawn shapes
+    color: str = "#888888"  # .lyp fill colour
+
+
+class Layers(Strict):
+    via: GdsLayer  # customisable via layer: connects the fixed fabric below to the custom metal
+    metal: GdsLayer  # customisable top metal
+    label_datatype: int = 10  # text labels go on (metal.layer, label_datatype)
+
+
+class Rules(Strict):
+    """Design rules of the two customisable layers, nm."""
+
+    metal_width: int  # minimum metal width
+    metal_space: int  # minimum metal-to-metal spacing
+    via_size: int  # vias are squares of exactly this side
+    via_space: int  # minimum via-to-via spacing
+    via_enclosure: int  # metal must extend at least this far past every via edge
+
+
+class Cell(Strict):
+    """The digit cell: one metal pad over a 3x3 array of via sites (see docs/die-model.md).
+
+    The centre site is the pad's output via; the other eight select one of eight product lines
+    of the fixed fabric below, so a cell stores one octal digit.
+    """
+
+    pitch: int  # cell pitch in x and y, nm
+    site_pitch: int  # distance between via-site centres inside the cell, nm
+
+
+class RomArray(Strict):
+    rows: int = Field(gt=0)  # digit-cell rows; row 0 holds the tile's program words
+    cols: int = Field(gt=0)  # digit-cell columns
+
+
+class MacTile(RomArray):
+    """Mask-ROM multiply tile: weight codes and scales as digits, integer MAC lanes."""
+
+    macs_per_cycle: int = Field(gt=0)  # weight x activation products per clock
+
+
+class VectorUnit(RomArray):
+    """Vector unit: norm, RoPE, attention, SiLU*mul, add, argmax; constants in its own ROM."""
+
+    lanes: int = Field(gt=0)  # fp32 elements per clock
+
+
+class SramTile(RomArray):
+    bytes: int = Field(gt=0)  # capacity
+    bytes_per_cycle: int = Field(gt=0)  # read bandwidth
+
+
+class IoTile(RomArray):
+    pass
+
+
+class Tiles(Strict):
+    mac: MacTile
+    vu: VectorUnit
+    sram: SramTile
+    io: IoTile
+    margin: int  # keep-out from the tile edge to its ROM array, nm
+    pin_pitch: int  # spacing of the tile's pins along its bottom edge, nm
+    pin_area: int  # height reserved under the ROM array for pins, nm
+
+
+class Grid(Strict):
+    """Sites of the die. `rows` lists site rows bottom to top, one letter per site:
+    M mac, V vector unit, S SRAM, I I/O."""
+
+    rows: list[str]
+
+    @cached_property
+    def n_rows(self) -> int:
+        return len(self.rows)
+
+    @cached_property
+    def n_cols(self) -> int:
+        return len(self.rows[0])
+
+
+class Routing(Strict):
+    """Prefabricated fabric for inter-tile nets (see docs/die-model.md)."""
+
+    channel_tracks: int  # custom-metal tracks in the channel under each site row
+    track_pitch: int  # nm
+    feedthroughs: int  # fixed vertical segments per column gap per site row
+    feedthrough_pitch: int  # nm
+    channel_margin: int  # nm between a channel's outer tracks and the tiles
+
+
+class Arithmetic(Strict):
+    """What the tiles compute with; the emulator and the quantized reference follow this."""
+
+    act_bits: int = 8  # activations enter a MAC tile as signed integers, one scale per weight group
+    accumulator_bits: int = 32  # integer accumulator per group
+    scale_format: Literal["fp16"] = "fp16"  # per-group weight scales as etched
+    bus_format: Literal["fp32"] = "fp32"  # vectors between tiles
+    weight_bits: list[int] = [3, 6]  # code widths the MAC cells implement
+    kv_bits: int = 8  # KV-cache element width used for SRAM capacity
+
+
+class Clock(Strict):
+    mhz: float  # core clock
+    hop_cycles: int = 2  # pipeline-register cycles for one tile-to-tile hop
+
+
+class Fab(Strict):
+    """Schedule figures for planning: the two custom masks on banked base wafers."""
+
+    mask_weeks: float  # making the two masks
+    process_weeks: float  # processing the two layers on banked base wafers
+    package_test_weeks: float
+    bring_up_weeks: float
+
+
+class Power(Strict):
+    watts_per_mac_tile: float  # at full activity
+    watts_per_vu: float
+    watts_per_sram: float
+    static_watts: float
+
+
+class Die(Strict):
+    name: str
+    description: str
+    process: str  # process node the parameters stand for
+    grid: Grid
+    tiles: Tiles
+    cell: Cell
+    layers: Layers
+    rules: Rules
+    routing: Routing
+    arith: Arithmetic
+    clock: Clock
+    fab: Fab
+    power: Power
+    sources: list[str] = []  # where the parameters come from
+
+    @model_validator(mode="after")
+    def _check(self) -> "Die":
+        widths = {len(r) for r in self.grid.rows}
+        if len(widths) != 1:
+            raise ValueError("grid.rows must all have the same length")
+        bad = {ch for r in self.grid.rows for ch in r} - set(KIND_OF_LETTER)
+        if bad:
+            raise ValueError(f"grid.rows: unknown site letters {sorted(bad)} (use M, V, S, I)")
+        if sum(r.count("I") for r in self.grid.rows) != 1:
+            raise ValueError("grid.rows must hold exactly one I/O site (I)")
+        return self
+
+    def sites(self, kind: TileKind) -> list[tuple[int, int]]:
+        """Sites (col, row) of a kind, in serpentine pipeline order (row 0 left to right, row 1
+        right to left, ...), which keeps consecutive pipeline stages next to each other."""
+        out = []
+        for r, row in enumerate(self.grid.rows):
+            cols = range(len(row)) if r % 2 == 0 else range(len(row) - 1, -1, -1)
+            out += [(c, r) for c in cols if KIND_OF_LETTER[row[c]] == kind]
+        return out
+
+    def rom(self, kind: TileKind) -> RomArray:
+        return getattr(self.tiles, kind)
+
+
+def available_dies() -> list[str]:
+    return sorted(p.stem for p in DIES_DIR.glob("*.toml"))
+
+
+def load_die(name_or_path: str | Path) -> Die:
+    """A die by name (`base_die/NAME.toml`) or by path to a TOML file."""
+    p = Path(name_or_path)
+    if p.suffix != ".toml":
+        p = DIES_DIR / f"{name_or_path}.toml"
+        if not p.is_file():
+            raise UserError(f"unknown die '{name_or_path}' (shipped: {', '.join(available_dies())})")
+    die = validate(Die, read_toml(p, "die"), f"die {p}")
+    from taalas_compile.die.geometry import check_rules  # the die's own geometry must be DRC-clean
+
+    problems = check_rules(die)
+    if problems:
+        raise UserError(f"die {p}: {problems[0]}")
+    return die

@@ -1,0 +1,39 @@
+"""Reading TOML into pydantic models with one-line errors a user can act on."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import TypeVar
+
+import pydantic
+
+from taalas_compile.errors import UserError
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def read_toml(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise UserError(f"{what} file not found: {path}")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{what} {path}: not valid TOML: {e}") from None
+
+
+def validate(model: type[M], data: dict, where: str) -> M:
+    """Build `model` from `data`; the first validation problem becomes a one-line UserError."""
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        more = f" (and {len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
+        raise UserError(f"{where}: {loc}: {err['msg']}{more}") from None
+
+
+class Strict(pydantic.BaseModel):
+    """Base for config sections: unknown keys are errors, values are immutable."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)

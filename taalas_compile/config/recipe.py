@@ -1,0 +1,94 @@
+"""A recipe: which model, how to quantize it, which die to target. Recipes are data
+(`recipes/NAME.toml`); this module types and checks them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from taalas_compile.config.loading import Strict, read_toml, validate
+from taalas_compile.errors import UserError
+from taalas_compile.paths import RECIPES_DIR
+
+
+class RopeScalingCfg(Strict):
+    factor: float = 8.0
+    low_freq_factor: float = 1.0
+    high_freq_factor: float = 4.0
+    original_max_position_embeddings: int = 8192
+
+
+class Architecture(Strict):
+    """Llama architecture; required for synthetic weights, checked against a checkpoint's own."""
+
+    dim: int = Field(gt=0)
+    n_layers: int = Field(gt=0)
+    n_heads: int = Field(gt=0)
+    n_kv_heads: int = Field(gt=0)
+    hidden_dim: int = Field(gt=0)
+    vocab_size: int = Field(gt=0)
+    norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+    rope_scaling: RopeScalingCfg | None = None
+    tie_embeddings: bool = False
+    max_seq_len: int = 2048
+
+
+class ModelCfg(Strict):
+    format: Literal["llama2c", "hf"]  # checkpoint format read by --weights
+    synthetic: bool = False  # without --weights, use seeded synthetic weights (else --weights is required)
+    seed: int = 0  # seed of the synthetic weights
+    weights_hint: str = ""  # shown when --weights is required but missing
+    architecture: Architecture | None = None
+
+
+class TokenizerCfg(Strict):
+    format: Literal["none", "llama2c", "hf"] = "none"
+    hint: str = ""  # shown when a tokenizer is needed but missing
+
+
+class QuantCfg(Strict):
+    """Group-wise symmetric integer codes with one fp16 scale per group of `group_size` inputs."""
+
+    default_bits: Literal[3, 6] = 3
+    group_size: int = Field(default=32, ge=4, le=1024)
+    clip_search: bool = True  # per-group MSE search of the clipping ratio (else absmax)
+    # fnmatch patterns over Hugging Face parameter names -> bits; the last matching pattern wins
+    bits: dict[str, Literal[3, 6]] = {}
+
+
+class TargetCfg(Strict):
+    die: str = "mini"  # base die name (base_die/NAME.toml) or a path to a die TOML
+    context: int = Field(default=512, gt=0)  # KV-cache positions per sequence held in SRAM
+    sequences: int = Field(default=1, gt=0)  # concurrent sequences the KV cache is sized for
+    lora_reserve_bytes: int = Field(default=0, ge=0)  # SRAM kept free for LoRA adapters
+
+
+class Recipe(Strict):
+    name: str
+    description: str
+    model: ModelCfg
+    tokenizer: TokenizerCfg = TokenizerCfg()
+    quant: QuantCfg = QuantCfg()
+    target: TargetCfg = TargetCfg()
+
+    @model_validator(mode="after")
+    def _check(self) -> "Recipe":
+        if self.model.synthetic and self.model.architecture is None:
+            raise ValueError("model.architecture is required when model.synthetic = true")
+        return self
+
+
+def available_recipes() -> list[str]:
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
+
+
+def load_recipe(name_or_path: str | Path) -> Recipe:
+    p = Path(name_or_path)
+    if p.suffix != ".toml":
+        p = RECIPES_DIR / f"{name_or_path}.toml"
+        if not p.is_file():
+            raise UserError(f"unknown recipe '{name_or_path}' (shipped: {', '.join(available_recipes())}; or pass a .toml path)")
+    return validate(Recipe, read_toml(p, "recipe"), f"recipe {p}")

@@ -1,0 +1,1 @@
+"""Physical model of the base die: geometry derived from `config.die.Die`."""

@@ -1,0 +1,1 @@
+"""Frontend: PyTorch module -> layer dataflow graph (the model IR)."""

@@ -1,0 +1,55 @@
+"""manifest.json: what a compile was made from (inputs and their hashes, versions) and its figures.
+Reproducible: no timestamps, paths relative to the output directory."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from importlib.metadata import version
+from pathlib import Path
+
+from taalas_compile import __version__
+from taalas_compile.plan.estimate import fit, performance
+from taalas_compile.quant.plan import bits_per_weight
+
+FORMAT, VERSION = "taalas-manifest", 1
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(1 << 20):
+            h.update(b)
+    return h.hexdigest()
+
+
+def rel(path: Path, out: Path) -> str:
+    return os.path.relpath(Path(path).resolve(), out.resolve())
+
+
+def manifest(inp, c, out: Path) -> dict:
+    weights = dict(inp.source.fingerprint())
+    weights["files"] = [{**f, "path": rel(Path(f["path"]), out)} for f in weights.get("files", [])]
+    outputs = {p.name: {"bytes": p.stat().st_size, "sha256": sha256(p)}
+               for p in sorted(out.iterdir()) if p.name in ("chip.gds", "chip.lyp", "netlist.json", "roms.safetensors", "graph.json")}
+    n_weights = sum(q.codes.size for q in c.qweights.values())
+    return {
+        "format": FORMAT, "version": VERSION,
+        "compiler": {"taalas_compile": __version__, **{m: version(m) for m in ("torch", "gdstk", "numpy")}},
+        "recipe": {"name": inp.recipe.name, "path": rel(inp.recipe_path, out), "sha256": sha256(inp.recipe_path),
+                   "settings": inp.recipe.model_dump(mode="json")},
+        "die": {"name": inp.die.name, "path": rel(inp.die_path, out), "sha256": sha256(inp.die_path)},
+        "weights": weights,
+        "tokenizer": None if inp.tokenizer_path is None else {"path": rel(inp.tokenizer_path, out), "sha256": sha256(inp.tokenizer_path)},
+        "outputs": outputs,
+        "figures": {
+            "params": inp.source.args.n_params,
+            "weights_quantized": n_weights,
+            "bits_per_weight": bits_per_weight(c.graph, c.plan, inp.die),
+            "fit": fit(c.placement, inp.die, c.routing.tracks_used),
+            "performance": performance(c.placement, inp.die),
+            "wirelength_nm": c.routing.wirelength(),
+            "nets": len(c.placement.nets),
+        },
+        "bits": {name: spec.bits for name, spec in c.plan.items()},
+    }

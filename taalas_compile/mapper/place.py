@@ -1,0 +1,176 @@
+"""map_graph: model IR + bit plan -> `Placement` (tiles on sites, nets between pins).
+
+1. Each graph node becomes tiles: a weight matrix is cut into blocks that fit one MAC tile's ROM
+   (row blocks of `rows - 1` output rows, column blocks of whole groups); every vector op gets one
+   vector unit; each attention gets SRAM tiles for its KV cache; the recipe's LoRA reserve gets
+   SRAM tiles too; the token interface is the I/O tile.
+2. Resource needs are checked against the die before any site is taken.
+3. Tiles take sites in pipeline order, each kind from its own serpentine site list, so layer i's
+   tiles sit before layer i+1's and activations flow across the die in order.
+4. Every driver pin becomes one net to all the pins its value feeds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import networkx as nx
+
+from taalas_compile.config.die import Die, TileKind
+from taalas_compile.config.recipe import TargetCfg
+from taalas_compile.die.rom_format import FP16_DIGITS, FP32_DIGITS, HEADER_WORDS, WORD_DIGITS, digits_per_code, f32_word
+from taalas_compile.errors import UserError
+from taalas_compile.frontend.ir import Op, op_node, operands, pipeline_order
+from taalas_compile.mapper.ir import Net, Pin, Placement, Role, Slice, Tile
+from taalas_compile.quant.codes import QuantSpec
+
+VU_ROLE = {Op.RMSNORM: Role.RMSNORM, Op.ROPE: Role.ROPE, Op.ATTENTION: Role.ATTENTION,
+           Op.SILU_MUL: Role.SILU_MUL, Op.ADD: Role.ADD, Op.ARGMAX: Role.ARGMAX}
+VU_PINS = ("a", "b", "c")
+
+
+def short_name(node: str) -> str:
+    """model.layers.3.self_attn.q_proj -> L3.q_proj; model.embed_tokens -> embed."""
+    m = re.match(r"model\.layers\.(\d+)\.(?:self_attn\.|mlp\.)?(.*)", node)
+    if m:
+        return f"L{m.group(1)}.{m.group(2)}"
+    return {"model.embed_tokens": "embed", "model.norm": "norm", "tokens": "io"}.get(node, node)
+
+
+def block_of(layer: int, op: Op) -> str:
+    if layer >= 0:
+        return f"L{layer}"
+    return {Op.INPUT: "io", Op.EMBED: "head"}.get(op, "tail")
+
+
+def words(role: Role, *, bits=0, group=0, n_rows=0, n_cols=0, in_off=0, out_off=0, a=(0, 0, 0, 0)) -> tuple[int, ...]:
+    w = (int(role), bits, group, n_rows, n_cols, in_off, out_off, *a)
+    assert len(w) == HEADER_WORDS
+    return tuple(int(x) for x in w)
+
+
+@dataclass(frozen=True)
+class _Proto:
+    """A tile before it has a site."""
+
+    name: str
+    kind: TileKind
+    role: Role
+    node: str
+    block: str
+    words: tuple[int, ...]
+    slice: Slice | None = None
+    bits: int = 0
+    group: int = 0
+
+
+def mac_blocks(shape: tuple[int, int], spec: QuantSpec, die: Die) -> list[tuple[int, int, int, int]]:
+    """(r0, r1, c0, c1) blocks of a [out, in] matrix that each fit one MAC tile's ROM."""
+    out, n_in = shape
+    dpw = digits_per_code(spec.bits)
+    groups_per_row = die.tiles.mac.cols // (spec.group * dpw + FP16_DIGITS)
+    if groups_per_row == 0:
+        raise UserError(f"quant group of {spec.group} {spec.bits}-bit codes does not fit a {die.tiles.mac.cols}-cell MAC tile row of die {die.name}")
+    cols = groups_per_row * spec.group
+    rows = die.tiles.mac.rows - 1
+    return [(r, min(r + rows, out), c, min(c + cols, n_in)) for r in range(0, out, rows) for c in range(0, n_in, cols)]
+
+
+def vu_rom_rows(node_op: Op, n_consts: int, die: Die) -> int:
+    nd = {Op.RMSNORM: FP16_DIGITS, Op.ROPE: FP32_DIGITS}.get(node_op, 0)
+    return 1 + math.ceil(n_consts * nd / die.tiles.vu.cols)
+
+
+def _protos(g: nx.DiGraph, plan: dict[str, QuantSpec], die: Die, target: TargetCfg) -> tuple[list[_Proto], dict[str, list[str]]]:
+    protos: list[_Proto] = []
+    tiles_of: dict[str, list[str]] = {}
+    for name in pipeline_order(g):
+        node = op_node(g, name)
+        short, block = short_name(name), block_of(node.layer, node.op)
+        new: list[_Proto] = []
+        if node.op is Op.INPUT:
+            new.append(_Proto("io", "io", Role.IO, name, "io", words(Role.IO, n_rows=g.graph["args"].vocab_size)))
+        elif node.op in (Op.LINEAR, Op.EMBED):
+            (w,) = node.params
+            spec = plan[w.name]
+            blocks = mac_blocks(w.shape, spec, die)
+            n_cb = len({(c0, c1) for _, _, c0, c1 in blocks})
+            for i, (r0, r1, c0, c1) in enumerate(blocks):
+                if node.op is Op.LINEAR:  # output rows land at r0 of the consumer's input
+                    ws = words(Role.MATVEC, bits=spec.bits, group=spec.group, n_rows=r1 - r0, n_cols=c1 - c0, in_off=c0, out_off=r0)
+                else:  # embedding: rows are token ids, columns are output dims
+                    ws = words(Role.LOOKUP, bits=spec.bits, group=spec.group, n_rows=r1 - r0, n_cols=c1 - c0, out_off=c0, a=(r0, 0, 0, 0))
+                new.append(_Proto(f"{short}.r{i // n_cb}c{i % n_cb}", "mac", Role.MATVEC if node.op is Op.LINEAR else Role.LOOKUP,
+                                  name, block, ws, Slice(w.name, r0, r1, c0, c1), spec.bits, spec.group))
+        elif node.op in VU_ROLE:
+            role = VU_ROLE[node.op]
+            n = node.out_shape[0] if node.out_shape else node.attrs.get("n", 0)
+            a = {
+                Op.RMSNORM: (f32_word(node.attrs.get("eps", 0.0)), 0, 0, 0),
+                Op.ROPE: (node.attrs.get("n_heads", 0), node.attrs.get("head_dim", 0), 0, 0),
+                Op.ATTENTION: (node.attrs.get("n_heads", 0), node.attrs.get("n_kv_heads", 0), node.attrs.get("head_dim", 0), target.context),
+            }.get(node.op, (0, 0, 0, 0))
+            if node.op is Op.ARGMAX:
+                n = node.attrs["n"]
+            new.append(_Proto(short, "vu", role, name, block, words(role, n_rows=n, a=a)))
+            if node.op is Op.ATTENTION:
+                kv_bytes = 2 * target.context * target.sequences * node.attrs["n_kv_heads"] * node.attrs["head_dim"] * die.arith.kv_bits // 8
+                n_sram = math.ceil(kv_bytes / die.tiles.sram.bytes)
+                for k in range(n_sram):
+                    chunk = min(die.tiles.sram.bytes, kv_bytes - k * die.tiles.sram.bytes)
+                    new.append(_Proto(f"{short}.kv{k}", "sram", Role.KV, name, block,
+                                      words(Role.KV, n_rows=chunk, a=(node.layer, k, target.context, target.sequences))))
+        elif node.op is Op.OUTPUT:
+            pass
+        else:  # pragma: no cover - the frontend admits only the ops above
+            raise UserError(f"the mapper has no tile for op {node.op} ({name})")
+        tiles_of[name] = [p.name for p in new]
+        protos += new
+    for k in range(math.ceil(target.lora_reserve_bytes / die.tiles.sram.bytes)):
+        chunk = min(die.tiles.sram.bytes, target.lora_reserve_bytes - k * die.tiles.sram.bytes)
+        protos.append(_Proto(f"lora{k}", "sram", Role.LORA, "", "tail", words(Role.LORA, n_rows=chunk, a=(k, 0, 0, 0))))
+    return protos, tiles_of
+
+
+def check_fit(protos: list[_Proto], die: Die) -> None:
+    need = {k: sum(p.kind == k for p in protos) for k in ("mac", "vu", "sram", "io")}
+    have = {k: len(die.sites(k)) for k in need}
+    short = [k for k in need if need[k] > have[k]]
+    if short:
+        detail = ", ".join(f"{k} tiles {need[k]} needed / {have[k]} available" for k in need)
+        raise UserError(f"model does not fit die {die.name}: {detail}")
+
+
+def map_graph(g: nx.DiGraph, plan: dict[str, QuantSpec], die: Die, target: TargetCfg) -> Placement:
+    protos, tiles_of = _protos(g, plan, die, target)
+    check_fit(protos, die)
+    free = {k: iter(die.sites(k)) for k in ("mac", "vu", "sram", "io")}
+    tiles = tuple(Tile(p.name, p.kind, next(free[p.kind]), p.role, p.node, p.block, p.words, p.slice, p.bits, p.group) for p in protos)
+    return Placement(die.name, tiles, _nets(g, tiles_of, {t.name: t for t in tiles}))
+
+
+def _nets(g: nx.DiGraph, tiles_of: dict[str, list[str]], tiles: dict[str, Tile]) -> tuple[Net, ...]:
+    """One net per produced value: its tiles' output pins and every pin that consumes it."""
+    nets: list[Net] = []
+    for name in pipeline_order(g):
+        node = op_node(g, name)
+        if node.op is Op.OUTPUT:
+            continue
+        drivers = [Pin("io", "tok_out")] if node.op is Op.INPUT else [Pin(t, "out") for t in tiles_of[name] if tiles[t].kind != "sram"]
+        sinks: list[Pin] = []
+        for user in g.successors(name):
+            port = g.edges[name, user]["port"]
+            user_op = op_node(g, user).op
+            if user_op is Op.OUTPUT:
+                sinks.append(Pin("io", "tok_in"))
+            elif user_op in (Op.LINEAR, Op.EMBED):
+                sinks += [Pin(t, "in") for t in tiles_of[user]]
+            else:
+                sinks.append(Pin(tiles_of[user][0], VU_PINS[port]))
+        nets.append(Net(short_name(name), tuple(drivers), tuple(sinks)))
+        if node.op is Op.ATTENTION:
+            vu, *kv = tiles_of[name]
+            nets.append(Net(f"{short_name(name)}.kv", (Pin(vu, "d"),), tuple(Pin(t, "port") for t in kv)))
+    return tuple(n for n in nets if n.sinks)

@@ -1,0 +1,86 @@
+"""The compile pipeline, top to bottom: one named step per line, each a function of the previous
+step's IR. `Compiled` keeps every IR so tests and tools can look at any stage."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+
+from taalas_compile.backend.masks import write_atomic, write_lyp, write_masks
+from taalas_compile.backend.netlist import write_netlist
+from taalas_compile.backend.roms import build_roms
+from taalas_compile.frontend.ir import graph_to_json
+from taalas_compile.frontend.lower import lower_args
+from taalas_compile.inputs import Inputs
+from taalas_compile.manifest import manifest
+from taalas_compile.mapper.ir import Placement
+from taalas_compile.mapper.place import map_graph
+from taalas_compile.mapper.route import Routing, route_nets
+from taalas_compile.plan.estimate import check_disk
+from taalas_compile.quant.codes import QTensor, QuantSpec
+from taalas_compile.quant.plan import assign_bits
+from taalas_compile.quant.reference import quantize_weights
+
+MASKS = "chip.gds"
+
+
+@dataclass
+class Compiled:
+    graph: nx.DiGraph  # model IR
+    plan: dict[str, QuantSpec]  # bits per tensor
+    qweights: dict[str, QTensor]  # codes and scales
+    placement: Placement  # tiles on sites, nets
+    routing: Routing  # channel routes
+    roms: dict[str, np.ndarray]  # ROM image per tile
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def compile_ir(inp: Inputs, step: Callable[[str], None] = lambda s: None) -> Compiled:
+    """Everything up to (not including) writing files."""
+    t: dict[str, float] = {}
+
+    def timed(name, fn, *a):
+        step(name)
+        t0 = time.perf_counter()
+        out = fn(*a)
+        t[name] = time.perf_counter() - t0
+        return out
+
+    r, die, src = inp.recipe, inp.die, inp.source
+    graph = timed("lower", lower_args, src.args)  # PyTorch -> layer dataflow graph
+    plan = timed("assign bits", assign_bits, graph, r.quant, die)  # bits per weight tensor
+    placement = timed("map", map_graph, graph, plan, die, r.target)  # tiles on sites, nets
+    routing = timed("route", route_nets, placement, die)  # nets on channels and feedthroughs
+    qweights = timed("quantize", quantize_weights, src, plan, r.quant.clip_search)  # codes + fp16 scales
+    roms = timed("encode roms", build_roms, graph, placement, die, qweights, src)  # ROM image per tile
+    return Compiled(graph, plan, qweights, placement, routing, roms, t)
+
+
+def compile_chip(inp: Inputs, out: Path, step: Callable[[str], None] = lambda s: None) -> dict:
+    """Compile and write `out/`: masks, layer properties, netlist, ROM images, graph, manifest."""
+    check_disk(inp, out)
+    c = compile_ir(inp, step)
+    out.mkdir(parents=True, exist_ok=True)
+    top = inp.recipe.name
+
+    def timed(name, fn, *a):
+        step(name)
+        t0 = time.perf_counter()
+        fn(*a)
+        c.seconds[name] = time.perf_counter() - t0
+
+    timed("write masks", write_masks, out / MASKS, top, c.placement, c.routing, c.roms, inp.die)
+    timed("write netlist", write_netlist, out, c.placement, c.roms, inp.die, MASKS)
+    write_lyp(out / "chip.lyp", inp.die)
+    write_atomic(out / "graph.json", lambda p: p.write_text(json.dumps(graph_to_json(c.graph), indent=1) + "\n"))
+    doc = manifest(inp, c, out)
+    write_atomic(out / "manifest.json", lambda p: p.write_text(json.dumps(doc, indent=1) + "\n"))
+    # the one file that is not reproducible: how long this run took
+    write_atomic(out / "run.json", lambda p: p.write_text(json.dumps({"seconds": c.seconds}, indent=1) + "\n"))
+    return doc

@@ -1,0 +1,1 @@
+"""Planning analyses (fit, performance, output size) and their reports. Analyses return data."""

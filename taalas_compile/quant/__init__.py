@@ -1,0 +1,2 @@
+"""Quantizer: per-tensor bit choice (`plan.py`), group-wise integer codes (`codes.py`) and the
+quantized PyTorch reference that runs exactly those codes (`reference.py`)."""
