@@ -29,6 +29,7 @@ def rel(path: Path, out: Path) -> str:
 
 def manifest(inp, c, out: Path) -> dict:
     weights = dict(inp.source.fingerprint())
+    weights["path"] = None if inp.weights_path is None else rel(inp.weights_path, out)
     weights["files"] = [{**f, "path": rel(Path(f["path"]), out)} for f in weights.get("files", [])]
     outputs = {p.name: {"bytes": p.stat().st_size, "sha256": sha256(p)}
                for p in sorted(out.iterdir()) if p.name in ("chip.gds", "chip.lyp", "netlist.json", "roms.safetensors", "graph.json")}
@@ -41,6 +42,7 @@ def manifest(inp, c, out: Path) -> dict:
         "die": {"name": inp.die.name, "path": rel(inp.die_path, out), "sha256": sha256(inp.die_path)},
         "weights": weights,
         "tokenizer": None if inp.tokenizer_path is None else {"path": rel(inp.tokenizer_path, out), "sha256": sha256(inp.tokenizer_path)},
+        "bos_id": inp.tokenizer.bos_id if inp.tokenizer is not None else 1,
         "outputs": outputs,
         "figures": {
             "params": inp.source.args.n_params,

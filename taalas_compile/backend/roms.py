@@ -35,8 +35,11 @@ def tile_image(t: Tile, die: Die, q: QTensor | None, consts: np.ndarray | None) 
         body = rf.block_digits(q.codes[s.r0:s.r1, s.c0:s.c1], q.scales[s.r0:s.r1, g0:g1], q.bits, q.group)
     elif consts is not None:
         body = rf.const_digits(consts)
-    img = rf.image(header, body, rom.cols)
-    if img.shape[0] > rom.rows or header.size > rom.cols:
+    try:
+        img = rf.image(header, body, rom.cols)
+    except rf.RomFormatError as e:
+        raise UserError(f"tile {t.name} does not fit a {t.kind} tile of die {die.name}: {e}") from None
+    if img.shape[0] > rom.rows:
         raise UserError(f"tile {t.name} needs {img.shape[0]} ROM rows, a {t.kind} tile of die {die.name} has {rom.rows}")
     return img
 

@@ -139,16 +139,21 @@ def parse_consts(flat: np.ndarray, n: int, dtype: type) -> np.ndarray:
 
 # --- whole images ----------------------------------------------------------------------------
 def image(header: np.ndarray, body: np.ndarray | None, cols: int) -> np.ndarray:
-    """Assemble header row + body rows into an image `cols` wide (NO_CELL-padded).
+    """Assemble header row + body rows into an image as wide as its widest row (at most `cols`;
+    NO_CELL-padded).
     A 1-D body is wrapped row-major over `cols`; a 2-D body is placed row by row."""
     if body is None:
-        body = np.zeros((0, cols), np.uint8)
+        body = np.zeros((0, 0), np.uint8)
     if body.ndim == 1:
         rows = -(-body.size // cols)
         flat = np.full(rows * cols, NO_CELL, np.uint8)
         flat[: body.size] = body
         body = flat.reshape(rows, cols)
-    out = np.full((1 + body.shape[0], cols), NO_CELL, np.uint8)
+        body = body[:, : max(1, min(cols, body.size))] if rows == 1 else body
+    width = max(header.size, body.shape[1])
+    if width > cols:
+        raise RomFormatError(f"a row needs {width} cells, the ROM array has {cols}")
+    out = np.full((1 + body.shape[0], width), NO_CELL, np.uint8)
     out[0, : header.size] = header
     out[1:, : body.shape[1]] = body
     return out

@@ -8,15 +8,25 @@ import torch
 
 from taalas_compile.model.args import ModelArgs
 
+# Gains over N(0, 1/in_features) that keep greedy decoding of a random model from settling on one
+# token: sharper attention makes the output depend on context, and residual branches that outweigh
+# the embedding stop a token from predicting itself.
+_GAIN = {"q_proj": 2.0, "k_proj": 2.0, "o_proj": 2.0, "down_proj": 2.0}
+
 
 def tensor_seed(seed: int, name: str) -> int:
-    """First 8 bytes of sha256(f"{seed}:{name}") as a non-negative int64 generator seed."""
+    """The first 8 bytes of sha256(f"{seed}:{name}"), big-endian, as a uint64 generator seed."""
     digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+    return int.from_bytes(digest[:8], "big")
 
 
 class SyntheticWeights:
-    """Linears ~ N(0, 1/in_features), embedding ~ N(0, 1), norm gains 1 + 0.1 N(0, 1)."""
+    """Random weights; each tensor from its own generator, so it does not depend on the others.
+
+    Linears ~ N(0, 1/in_features) (q, k, o, down times 2), embedding ~ N(0, 1), norm gains
+    1 + 0.1 N(0, 1); a tied model's final norm gain is N(0, 1), since with positive gains the
+    unembedding favours the current token (its embedding dotted with itself) and decoding repeats it.
+    """
 
     def __init__(self, args: ModelArgs, seed: int = 0):
         self.args = args
@@ -30,11 +40,12 @@ class SyntheticWeights:
         shape = self._shapes[name]  # KeyError for a name the model does not have
         g = torch.Generator().manual_seed(tensor_seed(self.seed, name))
         x = torch.randn(shape, generator=g, dtype=torch.float32)
+        if name == "model.embed_tokens.weight" or (name == "model.norm.weight" and self.args.tie_embeddings):
+            return x
         if name.endswith("norm.weight"):
             return 1.0 + 0.1 * x
-        if name == "model.embed_tokens.weight":
-            return x
-        return x / shape[1] ** 0.5  # [out, in]
+        kind = name.split(".")[-2]  # q_proj, gate_proj, lm_head, ...
+        return x * (_GAIN.get(kind, 1.0) / shape[1] ** 0.5)  # [out, in]
 
     def fingerprint(self) -> dict:
         return {"kind": "synthetic", "seed": self.seed, "files": []}

@@ -1,0 +1,67 @@
+"""Rebuild the PyTorch references (float and quantized) of a recipe or of a compiled chip."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import networkx as nx
+
+from taalas_compile.config.die import Die, load_die
+from taalas_compile.config.loading import validate
+from taalas_compile.config.recipe import Recipe
+from taalas_compile.errors import UserError
+from taalas_compile.frontend.lower import lower_args
+from taalas_compile.inputs import Inputs, open_source
+from taalas_compile.model.llama import Llama, build_model
+from taalas_compile.model.tokenizer import load_tokenizer
+from taalas_compile.quant.codes import QTensor, QuantSpec
+from taalas_compile.quant.plan import assign_bits
+from taalas_compile.quant.reference import build_quant_model, quantize_weights
+
+
+@dataclass
+class References:
+    graph: nx.DiGraph
+    plan: dict[str, QuantSpec]
+    qweights: dict[str, QTensor]
+    float_model: Llama
+    quant_model: Llama
+
+
+def build_references(inp: Inputs) -> References:
+    g = lower_args(inp.source.args)
+    plan = assign_bits(g, inp.recipe.quant, inp.die)
+    qw = quantize_weights(inp.source, plan, inp.recipe.quant.clip_search)
+    return References(g, plan, qw, build_model(inp.source), build_quant_model(inp.source, qw, inp.die.arith.act_bits))
+
+
+def read_manifest(out: Path) -> dict:
+    path = out / "manifest.json"
+    if not path.is_file():
+        raise UserError(f"{out}: no manifest.json (is this a compile output directory?)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: not valid JSON: {e}") from None
+
+
+def inputs_of_chip(out: Path, man: dict) -> Inputs:
+    """The inputs a chip was compiled from, as recorded in its manifest; weights re-hashed."""
+    recipe = validate(Recipe, man["recipe"]["settings"], f"{out}/manifest.json recipe")
+    die_path = (out / man["die"]["path"]).resolve()
+    die: Die = load_die(die_path) if die_path.is_file() else load_die(man["die"]["name"])
+    w = man["weights"]
+    wpath = None if w.get("path") is None else (out / w["path"]).resolve()
+    if wpath is not None and not wpath.exists():
+        raise UserError(f"weights {wpath} recorded in {out}/manifest.json are missing")
+    source = open_source(recipe, wpath)
+    now = source.fingerprint()
+    if [f["sha256"] for f in now.get("files", [])] != [f["sha256"] for f in w.get("files", [])] or now.get("seed") != w.get("seed"):
+        raise UserError(f"weights {wpath} changed since {out} was compiled (sha256 differs)")
+    tok, tpath = None, None
+    if man.get("tokenizer"):
+        tpath = (out / man["tokenizer"]["path"]).resolve()
+        tok = load_tokenizer(tpath) if tpath.is_file() else None
+    return Inputs(recipe, (out / man["recipe"]["path"]).resolve(), die, die_path, source, wpath, tok, tpath if tok else None)

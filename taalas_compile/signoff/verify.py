@@ -1,0 +1,121 @@
+"""verify: sign-off of a compile output directory, from the files on disk only.
+
+1. netlist: the ROM images it points to hash to what it recorded.
+2. layout: one top cell, shapes on the two custom layers only.
+3. DRC: the die's rules on the two layers (KLayout).
+4. LVS: extracted ROM digits vs the netlist's, cell by cell; extracted nets vs the netlist's.
+5. emulation: the emulator runs the *extracted* chip, teacher-forced on the quantized reference's
+   greedy tokens; its greedy choices must equal the reference's and its logits stay within
+   `LOGIT_TOLERANCE` of the largest |logit|. Its accuracy against the float model is reported.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from taalas_compile.backend.netlist import read_netlist
+from taalas_compile.emulator.chip import from_extraction
+from taalas_compile.emulator.run import Emulator
+from taalas_compile.emulator.tiles import EmulationError
+from taalas_compile.model.generate import greedy
+from taalas_compile.reference import build_references, inputs_of_chip, read_manifest
+from taalas_compile.signoff.drc import check_drc
+from taalas_compile.signoff.extract import extract, read_layout
+from taalas_compile.signoff.findings import Findings, Violation
+from taalas_compile.signoff.lvs import check_netlist_roms, compare_nets, compare_roms
+
+# int8 activations make the arithmetic discontinuous: emulator and reference agree bit for bit
+# until a float-ordering difference flips one rounding, after which logits differ by about one
+# activation step (~1% of their range on stories260K). 5% leaves margin and still catches any
+# functional error (a wrong weight, a swapped net).
+LOGIT_TOLERANCE = 0.05
+
+
+def _kl_top1(p_logits: np.ndarray, q_logits: np.ndarray) -> tuple[float, float]:
+    p = torch.log_softmax(torch.from_numpy(p_logits).double(), -1)
+    q = torch.log_softmax(torch.from_numpy(q_logits).double(), -1)
+    kl = (p.exp() * (p - q)).sum(-1).mean().item()
+    return kl, float((p.argmax(-1) == q.argmax(-1)).double().mean())
+
+
+def emulation_check(out: Path, man: dict, pl, ex, die, tokens: int, f: Findings) -> dict:
+    inp = inputs_of_chip(out, man)
+    refs = build_references(inp)
+    bos = man.get("bos_id", 1)
+    ref_tokens = greedy(refs.quant_model, [bos], tokens)
+    seq = [bos] + ref_tokens[:-1]
+    try:
+        emu = Emulator(from_extraction(pl, ex.roms, ex.nets, die))
+        emu_logits = emu.teacher_forced(seq)
+    except EmulationError as e:
+        f.add(Violation("emulation.error", str(e), 0, 0))
+        return {"ran": False, "error": str(e)}
+    with torch.no_grad():
+        x = torch.tensor([seq])
+        q_logits = refs.quant_model(x)[0].numpy()
+        f_logits = refs.float_model(x)[0].numpy()
+    emu_tokens = emu_logits.argmax(-1).tolist()
+    diff = float(np.abs(emu_logits - q_logits).max())
+    scale = float(np.abs(q_logits).max())
+    if emu_tokens != ref_tokens:
+        k = next(i for i, (a, b) in enumerate(zip(emu_tokens, ref_tokens)) if a != b)
+        f.add(Violation("emulation.tokens", f"greedy token {k}: emulator {emu_tokens[k]}, quantized reference {ref_tokens[k]}", 0, 0))
+    if diff > LOGIT_TOLERANCE * scale:
+        f.add(Violation("emulation.logits", f"max |logit difference| {diff:.4g} > {LOGIT_TOLERANCE:.0%} of {scale:.4g}", 0, 0))
+    kl_f, top1_f = _kl_top1(f_logits, emu_logits)
+    return {
+        "ran": True, "tokens": len(seq), "greedy_match": emu_tokens == ref_tokens,
+        "max_logit_diff": diff, "logit_scale": scale, "tolerance": LOGIT_TOLERANCE,
+        "vs_float": {"kl": kl_f, "top1_agreement": top1_f},
+        "emulator_tokens": emu_tokens, "reference_tokens": ref_tokens,
+    }
+
+
+def verify(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: None) -> dict:
+    t0 = time.perf_counter()
+    man = read_manifest(out)
+    pl, roms, doc = read_netlist(out)
+    from taalas_compile.config.die import load_die
+
+    die_path = (out / man["die"]["path"]).resolve()
+    die = load_die(die_path if die_path.is_file() else man["die"]["name"])
+    f = Findings()
+    seconds: dict[str, float] = {}
+
+    def timed(name, fn, *a):
+        step(name)
+        t = time.perf_counter()
+        r = fn(*a)
+        seconds[name] = time.perf_counter() - t
+        return r
+
+    timed("netlist", check_netlist_roms, pl, roms, doc, f)
+    lay = timed("read masks", read_layout, out / doc["masks"], die, f)
+    timed("drc", check_drc, lay.metal, lay.vias, die, f)
+    ex = timed("extract", extract, lay, die, f)
+    timed("lvs", lambda: (compare_roms(pl, roms, ex, die, f), compare_nets(pl, ex, f)))
+    structural = f.count("layout") + f.count("lvs") + f.count("netlist")
+    emu = {"ran": False, "skipped": "layout/LVS errors"} if structural else timed("emulate", emulation_check, out, man, pl, ex, die, tokens, f)
+    checks = [
+        {"name": "netlist", "passed": f.count("netlist") == 0, "violations": f.count("netlist")},
+        {"name": "layers", "passed": f.count("layout") == 0, "violations": f.count("layout")},
+        {"name": "drc", "passed": f.count("drc") == 0, "violations": f.count("drc")},
+        {"name": "lvs", "passed": f.count("lvs") == 0, "violations": f.count("lvs")},
+        {"name": "emulation", "passed": emu.get("ran", False) and f.count("emulation") == 0, "violations": f.count("emulation")},
+    ]
+    return {
+        "format": "taalas-signoff", "version": 1, "dir": str(out),
+        "passed": all(c["passed"] for c in checks),
+        "checks": checks,
+        "counts": dict(sorted(f.counts.items())),
+        "violations": [v.as_dict() for v in f.items],
+        "emulation": emu,
+        "extracted": {"sites_with_cells": len(ex.roms), "nets": len(ex.nets),
+                      "vias": int(lay.flat_vias.count()), "metal_shapes": int(lay.flat_metal.count())},
+        "seconds": {**seconds, "total": time.perf_counter() - t0},
+    }
