@@ -7,7 +7,6 @@ leaf; the other forwards use only module calls, ``F.silu``, ``*`` and ``+``.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import torch

@@ -116,7 +116,7 @@ def _read_header(path: Path) -> tuple[ModelArgs, int, bool, int]:
     _, n_floats = _layout(args, version, shared)
     expected = offset + 4 * n_floats
     if size != expected:
-        raise UserError(f"{path}: llama2.c v{version} header implies {expected} bytes, file has {size}")
+        raise UserError(f"{path}: truncated or corrupt llama2.c v{version} file: expected {expected} bytes, got {size}")
     return args, version, shared, offset
 
 

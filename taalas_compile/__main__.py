@@ -1,0 +1,3 @@
+from taalas_compile.cli.app import main
+
+main()

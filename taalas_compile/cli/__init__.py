@@ -1,0 +1,1 @@
+"""Command line (typer + rich): `app.py` parses and delegates, `show.py` renders results."""

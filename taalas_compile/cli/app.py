@@ -1,0 +1,205 @@
+"""The taalas-compile command line. Commands only parse options and delegate; `show.py` renders.
+
+`taalas-compile RECIPE` is `taalas-compile compile RECIPE`. Errors a user can fix print one red
+line and exit 2; `--debug` (anywhere on the line) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+
+from taalas_compile import __version__
+from taalas_compile.cli import show
+from taalas_compile.errors import UserError
+
+app = typer.Typer(
+    name="taalas-compile",
+    help="Hard-wire a Llama-family model into the two customisable masks of a fixed base die.\n\n"
+    "Run `taalas-compile RECIPE` to compile (same as `taalas-compile compile RECIPE`).",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+)
+
+class Precision(str, Enum):
+    float = "float"
+    quant = "quant"
+
+
+Weights = Annotated[Optional[Path], typer.Option("--weights", "-w", help="Checkpoint: llama2.c .bin or Hugging Face directory (the recipe says which).")]
+Tokenizer = Annotated[Optional[Path], typer.Option("--tokenizer", "-t", help="Tokenizer: llama2.c tokenizer .bin or Hugging Face tokenizer.json.")]
+DieOpt = Annotated[Optional[str], typer.Option("--die", help="Base die: a name from `taalas-compile dies` or a .toml path (default: the recipe's).")]
+Recipe = Annotated[str, typer.Argument(help="Recipe name (`taalas-compile recipes`) or a .toml path.")]
+ChipDir = Annotated[Path, typer.Argument(help="A compile output directory, e.g. out/tiny-llama.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+
+
+@app.command("compile")
+def compile_cmd(recipe: Recipe, weights: Weights = None, tokenizer: Tokenizer = None, die: DieOpt = None,
+                out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (default out/RECIPE).")] = None) -> None:
+    """Compile RECIPE into masks (GDSII), layer properties, netlist and manifest.
+
+    Examples:
+
+        taalas-compile tiny-llama
+
+        taalas-compile stories260k --weights ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin
+    """
+    from taalas_compile.inputs import resolve
+    from taalas_compile.pipeline import compile_chip
+
+    inp = resolve(recipe, weights, tokenizer, die)
+    out = out or Path("out") / inp.recipe.name
+    with show.steps("compile") as step:
+        doc = compile_chip(inp, out, step)
+    show.compiled(out, doc)
+
+
+@app.command()
+def verify(chip: ChipDir, json_out: JsonFlag = False,
+           tokens: Annotated[int, typer.Option(help="Tokens the emulator runs against the reference.")] = 8) -> None:
+    """Sign off a compiled chip: DRC, LVS against the netlist, emulation of the extracted chip.
+
+    Exit code 0 only if every check passes. Example: `taalas-compile verify out/tiny-llama`
+    """
+    from taalas_compile.signoff.verify import verify as run_verify
+
+    with show.steps("verify", quiet=json_out) as step:
+        res = run_verify(chip, tokens, step)
+    if json_out:
+        print(json.dumps(res, indent=1))
+    else:
+        show.signoff(res)
+    raise typer.Exit(0 if res["passed"] else 1)
+
+
+@app.command()
+def emulate(chip: ChipDir, prompt: Annotated[str, typer.Option(help="Prompt text (token ids separated by spaces when the chip has no tokenizer).")] = "",
+            tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 32) -> None:
+    """Run the netlist emulator on a compiled chip and print what it generates.
+
+    Example: `taalas-compile emulate out/stories260k --prompt "Once upon a time" --tokens 40`
+    """
+    from taalas_compile.run_chip import emulate_chip
+
+    show.generated(*emulate_chip(chip, prompt, tokens))
+
+
+@app.command()
+def generate(recipe: Recipe, weights: Weights = None, tokenizer: Tokenizer = None, die: DieOpt = None,
+             prompt: Annotated[str, typer.Option(help="Prompt text (token ids when there is no tokenizer).")] = "",
+             tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 32,
+             precision: Annotated[Precision, typer.Option(help="float: the checkpoint as is; quant: the etched codes and scales.")] = Precision.float) -> None:
+    """Greedy generation with the PyTorch reference model.
+
+    Example: `taalas-compile generate stories260k -w ../shared/models/stories260K/stories260K.bin -t ../shared/models/stories260K/tok512.bin`
+    """
+    from taalas_compile.run_chip import generate_reference
+
+    show.generated(*generate_reference(recipe, weights, tokenizer, die, prompt, tokens, precision.value))
+
+
+@app.command("eval")
+def eval_cmd(recipe: Recipe, text: Annotated[Path, typer.Option("--text", help="Text file to score.")],
+             weights: Weights = None, tokenizer: Tokenizer = None, die: DieOpt = None,
+             context: Annotated[int, typer.Option(help="Window length including BOS.")] = 256,
+             max_tokens: Annotated[Optional[int], typer.Option(help="Score only the first N tokens of the text.")] = None,
+             json_out: JsonFlag = False) -> None:
+    """Perplexity of the float and the quantized reference, KL divergence, top-1 agreement, bits/weight.
+
+    Example: `taalas-compile eval stories260k -w ../shared/models/stories260K/stories260K.bin -t ../shared/models/stories260K/tok512.bin --text ../shared/models/tinystories_text/tinystories.txt --max-tokens 20000`
+    """
+    from taalas_compile.run_chip import evaluate
+
+    res = evaluate(recipe, weights, tokenizer, die, text, context, max_tokens)
+    print(json.dumps(res, indent=1)) if json_out else show.evaluation(res)
+
+
+@app.command()
+def plan(target: Annotated[str, typer.Argument(help="A recipe, or a compile output directory.")], die: DieOpt = None, json_out: JsonFlag = False) -> None:
+    """Planning summary: fit, utilization and estimated tokens/s.
+
+    Examples: `taalas-compile plan llama-3.1-8b`, `taalas-compile plan out/tiny-llama`
+    """
+    from taalas_compile.plan.summary import plan_summary
+
+    res = plan_summary(target, die)
+    print(json.dumps(res, indent=1)) if json_out else show.plan(res)
+
+
+@app.command()
+def graph(recipe: Recipe, json_path: Annotated[Optional[Path], typer.Option("--json", help="Also save the graph as JSON here.")] = None) -> None:
+    """Show the layer dataflow graph of a recipe's model (no weights needed).
+
+    Example: `taalas-compile graph llama-3.1-8b --json out/llama-3.1-8b.graph.json`
+    """
+    from taalas_compile.config.recipe import load_recipe
+    from taalas_compile.frontend.ir import graph_to_json
+    from taalas_compile.frontend.lower import lower_args
+    from taalas_compile.inputs import args_of
+
+    r = load_recipe(recipe)
+    if r.model.architecture is None:
+        raise UserError(f"recipe {r.name} has no [model.architecture]; its graph comes from a checkpoint")
+    doc = graph_to_json(lower_args(args_of(r.model.architecture)))
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(doc, indent=1) + "\n")
+    show.graph(r.name, doc, json_path)
+
+
+@app.command()
+def recipes() -> None:
+    """List the recipes that ship in recipes/."""
+    from taalas_compile.config.recipe import available_recipes, load_recipe
+
+    show.recipes([load_recipe(n) for n in available_recipes()])
+
+
+@app.command()
+def dies() -> None:
+    """List the base dies that ship in base_die/."""
+    from taalas_compile.config.die import available_dies, load_die
+
+    show.dies([load_die(n) for n in available_dies()])
+
+
+@app.command()
+def version() -> None:
+    """Print the compiler version."""
+    print(__version__)
+
+
+def _with_default_command(argv: list[str]) -> list[str]:
+    commands = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    if argv and not argv[0].startswith("-") and argv[0] not in commands:
+        return ["compile", *argv]
+    return argv
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = _with_default_command([a for a in argv if a != "--debug"])
+    try:
+        app(args=argv, prog_name="taalas-compile", standalone_mode=False)
+    except UserError as e:
+        if debug:
+            raise
+        show.error(str(e))
+        sys.exit(2)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        show.error("aborted")
+        sys.exit(130)

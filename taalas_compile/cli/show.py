@@ -1,0 +1,166 @@
+"""Rendering results in the terminal with rich. Functions take data, print, return nothing."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def error(msg: str) -> None:
+    err.print(f"[bold red]error:[/] [red]{msg}[/]", soft_wrap=True)
+
+
+@contextmanager
+def steps(what: str, quiet: bool = False):
+    """A spinner naming the running step; each finished step prints one line with its time."""
+    if quiet:
+        yield lambda name: None
+        return
+    state = {"name": None, "t": time.perf_counter()}
+    with err.status(f"{what}…") as status:
+
+        def step(name: str) -> None:
+            if state["name"]:
+                err.print(f"  [green]✓[/] {state['name']} [dim]{time.perf_counter() - state['t']:.2f} s[/]")
+            state.update(name=name, t=time.perf_counter())
+            status.update(f"{what}: {name}…")
+
+        yield step
+        if state["name"]:
+            err.print(f"  [green]✓[/] {state['name']} [dim]{time.perf_counter() - state['t']:.2f} s[/]")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} PB"
+
+
+def compiled(outdir: Path, doc: dict) -> None:
+    fig = doc["figures"]
+    t = Table(title=f"compiled {doc['recipe']['name']} on die {doc['die']['name']}", show_header=False)
+    t.add_row("parameters", f"{fig['params']:,}")
+    t.add_row("bits / weight (scales counted)", f"{fig['bits_per_weight']:.3f}")
+    for k, v in fig["fit"]["tiles"].items():
+        t.add_row(f"{k} tiles", f"{v['used']} / {v['available']} ({v['utilization']:.0%})")
+    t.add_row("ROM digit cells", f"{fig['fit']['rom_digits']['used']:,} ({fig['fit']['rom_digits']['utilization']:.0%})")
+    t.add_row("nets / wirelength", f"{fig['nets']} / {fig['wirelength_nm'] / 1e6:.2f} mm")
+    t.add_row("est. tokens/s (one user)", f"{fig['performance']['tokens_per_s_single']:,.0f}")
+    out.print(t)
+    files = Table(title=f"outputs in {outdir}/")
+    files.add_column("file")
+    files.add_column("bytes", justify="right")
+    files.add_column("what")
+    what = {"chip.gds": "the two custom masks (GDSII)", "chip.lyp": "KLayout layer properties",
+            "netlist.json": "functional netlist", "roms.safetensors": "expected ROM digits per tile",
+            "graph.json": "layer dataflow graph"}
+    for name, meta in doc["outputs"].items():
+        files.add_row(name, _size(meta["bytes"]), what.get(name, ""))
+    files.add_row("manifest.json", "", "inputs, hashes, versions, figures")
+    out.print(files)
+    out.print(f"next: [bold]taalas-compile verify {outdir}[/]   ·   view: [bold]klayout {outdir}/chip.gds -l {outdir}/chip.lyp[/]")
+
+
+def signoff(res: dict) -> None:
+    t = Table(title=f"sign-off of {res['dir']}")
+    t.add_column("check")
+    t.add_column("result")
+    t.add_column("violations", justify="right")
+    for c in res["checks"]:
+        t.add_row(c["name"], "[green]pass[/]" if c["passed"] else "[red]FAIL[/]", str(c["violations"]))
+    out.print(t)
+    emu = res["emulation"]
+    if emu.get("ran"):
+        out.print(f"emulator vs quantized reference: {emu['tokens']} tokens, greedy match {emu['greedy_match']}, "
+                  f"max |Δlogit| {emu['max_logit_diff']:.3g} (tolerance {emu['tolerance']:.0%} of {emu['logit_scale']:.3g}); "
+                  f"vs float: KL {emu['vs_float']['kl']:.4f}, top-1 agreement {emu['vs_float']['top1_agreement']:.0%}")
+    elif emu.get("skipped"):
+        out.print(f"emulation skipped: {emu['skipped']}")
+    for v in res["violations"][:20]:
+        out.print(f"  [red]{v['category']}[/] at ({v['x_nm'] / 1000:.3f}, {v['y_nm'] / 1000:.3f}) µm"
+                  f"{' in ' + v['where'] if v['where'] else ''}: {v['message']}", soft_wrap=True)
+    if len(res["violations"]) > 20:
+        out.print(f"  … {sum(res['counts'].values()) - 20} more (use --json for all)")
+    ex = res["extracted"]
+    out.print(f"extracted {ex['vias']:,} vias, {ex['metal_shapes']:,} metal shapes, {ex['nets']} nets in {res['seconds']['total']:.1f} s")
+    out.print("[bold green]PASSED[/]" if res["passed"] else "[bold red]FAILED[/]")
+
+
+def generated(prompt: list[int], new: list[int], tok) -> None:
+    if tok is None:
+        out.print(" ".join(map(str, new)))
+    else:
+        out.print(tok.decode(prompt + new), soft_wrap=True)
+
+
+def evaluation(res: dict) -> None:
+    t = Table(title=f"{res['recipe']} on {res['text']} ({res['tokens_scored']:,} tokens, context {res['context']})", show_header=False)
+    t.add_row("perplexity, float", f"{res['ppl_float']:.4f}")
+    t.add_row("perplexity, quantized", f"{res['ppl_quant']:.4f} ({res['ppl_increase']:+.1%})")
+    t.add_row("KL(float ‖ quantized)", f"{res['kl']:.4f}")
+    t.add_row("top-1 agreement", f"{res['top1_agreement']:.1%}")
+    t.add_row("bits / weight (scales counted)", f"{res['bits_per_weight']:.3f}")
+    out.print(t)
+
+
+def plan(res: dict) -> None:
+    t = Table(title=f"plan: {res['recipe']} on die {res['die']} — {res['source']}", show_header=False)
+    t.add_row("parameters", f"{res['params']:,}")
+    t.add_row("bits / weight (scales counted)", f"{res['bits_per_weight']:.3f}")
+    f = res["fit"]
+    for k, v in f["tiles"].items():
+        t.add_row(f"{k} tiles", f"{v['used']:,} / {v['available']:,} ({v['utilization']:.0%})")
+    t.add_row("ROM digit cells", f"{f['rom_digits']['used']:,} / {f['rom_digits']['available']:,} ({f['rom_digits']['utilization']:.0%})")
+    t.add_row("SRAM (KV + LoRA)", f"{_size(f['sram_bytes']['kv'])} + {_size(f['sram_bytes']['lora'])} of {_size(f['sram_bytes']['available'])}")
+    if "routing" in f:
+        t.add_row("worst channel", f"{f['routing']['worst_channel_tracks']} / {f['routing']['available']} tracks")
+    p = res["performance"]
+    t.add_row("latency / token", f"{p['latency_cycles']:,.0f} cycles = {p['latency_us']:.2f} µs at {p['clock_mhz']:.0f} MHz")
+    t.add_row("tokens/s, one user", f"{p['tokens_per_s_single']:,.0f}")
+    t.add_row("tokens/s, pipeline full", f"{p['tokens_per_s_pipelined']:,.0f}")
+    t.add_row("GDSII masks", f"{_size(res['mask_bytes'])} ({'measured' if res['mask_bytes_measured'] else 'estimated'})")
+    out.print(t)
+    out.print(f"[dim]{p['assumptions']}[/]")
+
+
+def graph(name: str, doc: dict, saved: Path | None) -> None:
+    t = Table(title=f"{name}: {len(doc['nodes'])} ops, {doc['params']:,} parameters")
+    for col in ("node", "op", "out", "inputs", "params"):
+        t.add_column(col)
+    for n in doc["nodes"]:
+        params = ", ".join(f"{'x'.join(map(str, p['shape']))}" for p in n["params"])
+        t.add_row(n["name"], n["op"], "x".join(map(str, n["out_shape"])) or "-", ", ".join(n["inputs"]), params)
+    out.print(t)
+    if saved:
+        out.print(f"saved {saved}")
+
+
+def recipes(rs) -> None:
+    t = Table(title="recipes")
+    for col in ("name", "die", "weights", "description"):
+        t.add_column(col)
+    for r in rs:
+        src = "synthetic (or --weights)" if r.model.synthetic else f"--weights ({r.model.format})"
+        t.add_row(r.name, r.target.die, src, r.description)
+    out.print(t)
+
+
+def dies(ds) -> None:
+    t = Table(title="base dies")
+    for col in ("name", "grid", "MAC / VU / SRAM tiles", "ROM digits", "SRAM", "clock", "description"):
+        t.add_column(col)
+    for d in ds:
+        mac = len(d.sites("mac"))
+        t.add_row(d.name, f"{d.grid.n_cols} x {d.grid.n_rows}", f"{mac} / {len(d.sites('vu'))} / {len(d.sites('sram'))}",
+                  f"{mac * d.tiles.mac.rows * d.tiles.mac.cols:,}", _size(len(d.sites("sram")) * d.tiles.sram.bytes),
+                  f"{d.clock.mhz:.0f} MHz", d.description)
+    out.print(t)
