@@ -9,6 +9,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from taalas_compile.frontend.ir import short_name
+
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
@@ -124,9 +126,9 @@ def plan(res: dict) -> None:
     if "routing" in f:
         t.add_row("worst channel", f"{f['routing']['worst_channel_tracks']} / {f['routing']['available']} tracks")
     p = res["performance"]
-    t.add_row("latency / token", f"{p['latency_cycles']:,.0f} cycles = {p['latency_us']:.2f} µs at {p['clock_mhz']:.0f} MHz")
-    t.add_row("tokens/s, one user", f"{p['tokens_per_s_single']:,.0f}")
-    t.add_row("tokens/s, pipeline full", f"{p['tokens_per_s_pipelined']:,.0f}")
+    t.add_row("latency / token (short context)", f"{p['latency_cycles']:,.0f} cycles = {p['latency_us']:.2f} µs at {p['clock_mhz']:.0f} MHz")
+    t.add_row("tokens/s, one user", f"{p['tokens_per_s_single']:,.0f} short context, {p['tokens_per_s_single_full_context']:,.0f} at {p['context']:,} tokens")
+    t.add_row("tokens/s, pipeline full", f"{p['tokens_per_s_pipelined']:,.0f} at {p['context']:,} tokens")
     t.add_row("GDSII masks", f"{_size(res['mask_bytes'])} ({'measured' if res['mask_bytes_measured'] else 'estimated'})")
     out.print(t)
     out.print(f"[dim]{p['assumptions']}[/]")
@@ -135,10 +137,11 @@ def plan(res: dict) -> None:
 def graph(name: str, doc: dict, saved: Path | None) -> None:
     t = Table(title=f"{name}: {len(doc['nodes'])} ops, {doc['params']:,} parameters")
     for col in ("node", "op", "out", "inputs", "params"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     for n in doc["nodes"]:
         params = ", ".join(f"{'x'.join(map(str, p['shape']))}" for p in n["params"])
-        t.add_row(n["name"], n["op"], "x".join(map(str, n["out_shape"])) or "-", ", ".join(n["inputs"]), params)
+        t.add_row(short_name(n["name"]), n["op"], "x".join(map(str, n["out_shape"])) or "-",
+                  ", ".join(short_name(i) for i in n["inputs"]), params)
     out.print(t)
     if saved:
         out.print(f"saved {saved}")

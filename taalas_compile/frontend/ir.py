@@ -10,6 +10,7 @@ and shapes), never weight data, so the 8B model's graph is a few hundred nodes o
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -57,6 +58,14 @@ class OpNode:
     params: tuple[ParamRef, ...] = ()
     attrs: dict = field(default_factory=dict)  # op-specific: eps, n_heads, head_dim, ...
     layer: int = -1  # decoder layer index, -1 outside the decoder stack
+
+
+def short_name(node: str) -> str:
+    """model.layers.3.self_attn.q_proj -> L3.q_proj; model.embed_tokens -> embed."""
+    m = re.match(r"model\.layers\.(\d+)\.(?:self_attn\.|mlp\.)?(.*)", node)
+    if m:
+        return f"L{m.group(1)}.{m.group(2)}"
+    return {"model.embed_tokens": "embed", "model.norm": "norm", "tokens": "io"}.get(node, node)
 
 
 def op_node(g: nx.DiGraph, name: str) -> OpNode:

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import networkx as nx
@@ -22,21 +21,13 @@ from taalas_compile.config.die import Die, TileKind
 from taalas_compile.config.recipe import TargetCfg
 from taalas_compile.die.rom_format import FP16_DIGITS, FP32_DIGITS, HEADER_WORDS, WORD_DIGITS, digits_per_code, f32_word
 from taalas_compile.errors import UserError
-from taalas_compile.frontend.ir import Op, op_node, operands, pipeline_order
+from taalas_compile.frontend.ir import Op, op_node, operands, pipeline_order, short_name
 from taalas_compile.mapper.ir import Net, Pin, Placement, Role, Slice, Tile
 from taalas_compile.quant.codes import QuantSpec
 
 VU_ROLE = {Op.RMSNORM: Role.RMSNORM, Op.ROPE: Role.ROPE, Op.ATTENTION: Role.ATTENTION,
            Op.SILU_MUL: Role.SILU_MUL, Op.ADD: Role.ADD, Op.ARGMAX: Role.ARGMAX}
 VU_PINS = ("a", "b", "c")
-
-
-def short_name(node: str) -> str:
-    """model.layers.3.self_attn.q_proj -> L3.q_proj; model.embed_tokens -> embed."""
-    m = re.match(r"model\.layers\.(\d+)\.(?:self_attn\.|mlp\.)?(.*)", node)
-    if m:
-        return f"L{m.group(1)}.{m.group(2)}"
-    return {"model.embed_tokens": "embed", "model.norm": "norm", "tokens": "io"}.get(node, node)
 
 
 def block_of(layer: int, op: Op) -> str:

@@ -57,46 +57,64 @@ def fit(pl: Placement, die: Die, tracks_used: dict | None = None) -> dict:
     return out
 
 
-def tile_cycles(t: Tile, die: Die) -> float:
+def tile_cycles(t: Tile, die: Die, position: int, kv_tiles: int = 1) -> float:
+    """Cycles a tile needs for one token when the sequence is `position` tokens long."""
     w = t.words
     if t.role is Role.MATVEC:
         return w[3] * w[4] / die.tiles.mac.macs_per_cycle
     if t.role is Role.LOOKUP:
         return w[4] / die.tiles.mac.macs_per_cycle
     if t.role is Role.ATTENTION:
-        n_heads, n_kv, hd, ctx = w[7], w[8], w[9], w[10]
-        return (ctx / 2) * (n_heads * hd * 2) / die.tiles.vu.lanes
+        n_heads, n_kv, hd = w[7], w[8], w[9]
+        compute = 2 * n_heads * hd * position / die.tiles.vu.lanes  # scores + weighted sum
+        kv_bytes = 2 * position * n_kv * hd * die.arith.kv_bits / 8  # read K and V once
+        return max(compute, kv_bytes / (die.tiles.sram.bytes_per_cycle * max(kv_tiles, 1)))
     if t.kind == "vu":
         return w[3] / die.tiles.vu.lanes
     return 0.0
 
 
-def performance(pl: Placement, die: Die) -> dict:
+def _latency(pl: Placement, die: Die, position: int) -> tuple[float, float]:
+    """(cycles through the longest tile path, cycles of the slowest tile) at a sequence length."""
+    kv_tiles: dict[str, int] = {}
+    for n in pl.nets:
+        if n.name.endswith(".kv"):
+            kv_tiles[n.drivers[0].tile] = len(n.sinks)
     g = nx.DiGraph()
     for t in pl.tiles:
-        g.add_node(t.name, cycles=tile_cycles(t, die))
+        if t.kind in ("mac", "vu"):
+            g.add_node(t.name, cycles=tile_cycles(t, die, position, kv_tiles.get(t.name, 1)))
     for n in pl.nets:
         for d in n.drivers:
             for s in n.sinks:
-                if pl.tile(s.tile).kind != "sram" and not (d.tile == "io" and s.tile == "io"):
-                    if s.tile != "io":
-                        g.add_edge(d.tile, s.tile)
+                if d.tile in g and s.tile in g:
+                    g.add_edge(d.tile, s.tile)
     hop = die.clock.hop_cycles
     longest: dict[str, float] = {}
     for n in nx.topological_sort(g):
         longest[n] = g.nodes[n]["cycles"] + max((longest[p] + hop for p in g.predecessors(n)), default=0.0)
-    latency = max(longest.values(), default=0.0)
-    stage = max((g.nodes[n]["cycles"] for n in g.nodes), default=0.0)
+    return max(longest.values(), default=0.0), max((c for _, c in g.nodes(data="cycles")), default=0.0)
+
+
+def performance(pl: Placement, die: Die, context: int | None = None) -> dict:
+    """Tokens/s for one user at a short (1 token) and the full context, and with the pipeline full."""
+    ctx = context or max((t.words[10] for t in pl.tiles if t.role is Role.ATTENTION), default=1)
     hz = die.clock.mhz * 1e6
+    short, _ = _latency(pl, die, 1)
+    full, slowest = _latency(pl, die, ctx)
     return {
-        "latency_cycles": latency,
-        "latency_us": latency / hz * 1e6,
-        "tokens_per_s_single": hz / latency if latency else 0.0,
-        "slowest_tile_cycles": stage,
-        "tokens_per_s_pipelined": hz / max(stage, 1.0),
         "clock_mhz": die.clock.mhz,
-        "assumptions": "analytical: MAC tile rows*cols/macs_per_cycle, VU n/lanes, attention at half context, "
-                       f"{hop} cycles per hop; die parameters from base_die/{die.name}.toml",
+        "context": ctx,
+        "latency_cycles": short,
+        "latency_us": short / hz * 1e6,
+        "tokens_per_s_single": hz / short if short else 0.0,
+        "latency_cycles_full_context": full,
+        "tokens_per_s_single_full_context": hz / full if full else 0.0,
+        "slowest_tile_cycles": slowest,
+        "tokens_per_s_pipelined": hz / max(slowest, 1.0),
+        "assumptions": "analytical model: a MAC tile takes rows*cols/macs_per_cycle cycles, a vector unit n/lanes, attention "
+                       "max(2*heads*head_dim*T/lanes, KV bytes/SRAM bandwidth) at sequence length T, "
+                       f"{die.clock.hop_cycles} cycles per tile hop; parameters from base_die/{die.name}.toml",
     }
 
 

@@ -1,26 +1,8 @@
 """Fixtures for the model tests: the real stories260K data in ../shared/models (skipped if absent)."""
 
-from pathlib import Path
-
 import pytest
 import torch
-
-MODELS = Path(__file__).resolve().parents[2].parent / "shared" / "models"
-STORIES = MODELS / "stories260K" / "stories260K.bin"
-TOK512 = MODELS / "stories260K" / "tok512.bin"
-TINYSTORIES = MODELS / "tinystories_text" / "tinystories.txt"
-SAMPLE = MODELS / "tinystories_text" / "tinystories_sample.txt"
-
-
-def need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"{path} not available")
-    return path
-
-
-@pytest.fixture(scope="session")
-def stories_path() -> Path:
-    return need(STORIES)
+from shared_data import SAMPLE, TINYSTORIES, TOK512, need
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,39 @@
+"""Shared test fixtures: the real stories260K data in ../shared/models (tests skip without it) and
+compiled chips, each compiled once per session."""
+
+from pathlib import Path
+
+import pytest
+from shared_data import STORIES, TOK512, need
+
+
+@pytest.fixture(scope="session")
+def stories_path() -> Path:
+    return need(STORIES)
+
+
+@pytest.fixture(scope="session")
+def tok512_path() -> Path:
+    return need(TOK512)
+
+
+@pytest.fixture(scope="session")
+def tiny_chip(tmp_path_factory) -> Path:
+    """tiny-llama compiled once (synthetic weights)."""
+    from taalas_compile.inputs import resolve
+    from taalas_compile.pipeline import compile_chip
+
+    out = tmp_path_factory.mktemp("chips") / "tiny-llama"
+    compile_chip(resolve("tiny-llama"), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def stories_chip(tmp_path_factory, stories_path, tok512_path) -> Path:
+    """stories260K compiled once with its tokenizer."""
+    from taalas_compile.inputs import resolve
+    from taalas_compile.pipeline import compile_chip
+
+    out = tmp_path_factory.mktemp("chips") / "stories260k"
+    compile_chip(resolve("stories260k", stories_path, tok512_path), out)
+    return out

@@ -1,0 +1,43 @@
+"""End to end on the real stories260K model: compile, sign off, emulate, and the reference figures."""
+
+import json
+
+from shared_data import TINYSTORIES, need
+
+from taalas_compile.cli.app import main
+
+KNOWN = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park."
+
+
+def run(capsys, *argv) -> str:
+    try:
+        main([str(a) for a in argv])
+    except SystemExit as e:
+        assert e.code in (0, None), capsys.readouterr().err
+    return capsys.readouterr().out
+
+
+def test_compiled_chip_signs_off(stories_chip, capsys):
+    res = json.loads(run(capsys, "verify", stories_chip, "--json"))
+    assert res["passed"], res["violations"][:5]
+    assert res["emulation"]["greedy_match"] and res["emulation"]["tokens"] == 8
+
+
+def test_emulator_prints_what_the_quantized_reference_generates(stories_chip, stories_path, tok512_path, capsys):
+    emu = run(capsys, "emulate", stories_chip, "--prompt", "Once upon a time", "--tokens", "30")
+    ref = run(capsys, "generate", "stories260k", "-w", stories_path, "-t", tok512_path,
+              "--prompt", "Once upon a time", "--tokens", "30", "--precision", "quant")
+    assert emu == ref and emu.startswith("Once upon a time")
+
+
+def test_float_reference_reproduces_the_known_greedy_text(stories_path, tok512_path, capsys):
+    text = run(capsys, "generate", "stories260k", "-w", stories_path, "-t", tok512_path, "--tokens", "40")
+    assert text.startswith(KNOWN)
+
+
+def test_eval_reproduces_the_float_perplexity(stories_path, tok512_path, capsys):
+    res = json.loads(run(capsys, "eval", "stories260k", "-w", stories_path, "-t", tok512_path, "--text", need(TINYSTORIES),
+                         "--max-tokens", "20000", "--context", "256", "--json"))
+    assert round(res["ppl_float"], 3) == 4.917
+    assert res["ppl_quant"] > res["ppl_float"] and 0 < res["kl"] and 0 < res["top1_agreement"] < 1
+    assert 4.0 < res["bits_per_weight"] < 5.0

@@ -1,0 +1,47 @@
+"""Fixtures for the sign-off tests: tiny-llama compiled once per session, and fresh copies of it
+whose masks a test may damage."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from taalas_compile.config.die import load_die
+from taalas_compile.die.geometry import Geometry
+from taalas_compile.inputs import resolve
+from taalas_compile.pipeline import compile_chip
+
+
+@pytest.fixture(scope="session")
+def die():
+    return load_die("mini")
+
+
+@pytest.fixture(scope="session")
+def geo(die) -> Geometry:
+    return Geometry(die)
+
+
+@pytest.fixture(scope="session")
+def compiled(tmp_path_factory) -> Path:
+    """tiny-llama (synthetic weights) compiled once; never modified by any test."""
+    out = tmp_path_factory.mktemp("tiny_llama") / "out"
+    compile_chip(resolve("tiny-llama"), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def netlist(compiled) -> dict:
+    return json.loads((compiled / "netlist.json").read_text())
+
+
+@pytest.fixture
+def chip_copy(compiled, tmp_path) -> Path:
+    """A private copy of the compile output, at the same directory depth as the original so the
+    manifest's relative paths resolve the same way."""
+    dst = tmp_path / "out"
+    shutil.copytree(compiled, dst)
+    return dst
