@@ -22,7 +22,7 @@ from taalas_compile.manifest import manifest
 from taalas_compile.mapper.ir import Placement
 from taalas_compile.mapper.place import map_graph
 from taalas_compile.mapper.route import Routing, route_nets
-from taalas_compile.plan.estimate import check_disk
+from taalas_compile.plan.estimate import check_resources
 from taalas_compile.quant.codes import QTensor, QuantSpec
 from taalas_compile.quant.plan import assign_bits
 from taalas_compile.quant.reference import quantize_weights
@@ -41,22 +41,29 @@ class Compiled:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def compile_ir(inp: Inputs, step: Callable[[str], None] = lambda s: None) -> Compiled:
-    """Everything up to (not including) writing files."""
-    t: dict[str, float] = {}
-
+def _timer(seconds: dict[str, float], step: Callable[[str], None]):
     def timed(name, fn, *a):
         step(name)
         t0 = time.perf_counter()
         out = fn(*a)
-        t[name] = time.perf_counter() - t0
+        seconds[name] = time.perf_counter() - t0
         return out
 
+    return timed
+
+
+def compile_ir(inp: Inputs, step: Callable[[str], None] = lambda s: None, check: Callable | None = None) -> Compiled:
+    """Everything up to (not including) writing files. `check(placement)` runs before the
+    weights are touched (the disk and memory pre-flight)."""
+    t: dict[str, float] = {}
+    timed = _timer(t, step)
     r, die, src = inp.recipe, inp.die, inp.source
     graph = timed("lower", lower_args, src.args)  # PyTorch -> layer dataflow graph
     plan = timed("assign bits", assign_bits, graph, r.quant, die)  # bits per weight tensor
     placement = timed("map", map_graph, graph, plan, die, r.target)  # tiles on sites, nets
     routing = timed("route", route_nets, placement, die)  # nets on channels and feedthroughs
+    if check is not None:
+        check(placement)
     qweights = timed("quantize", quantize_weights, src, plan, r.quant.clip_search)  # codes + fp16 scales
     roms = timed("encode roms", build_roms, graph, placement, die, qweights, src)  # ROM image per tile
     return Compiled(graph, plan, qweights, placement, routing, roms, t)
@@ -64,18 +71,10 @@ def compile_ir(inp: Inputs, step: Callable[[str], None] = lambda s: None) -> Com
 
 def compile_chip(inp: Inputs, out: Path, step: Callable[[str], None] = lambda s: None) -> dict:
     """Compile and write `out/`: masks, layer properties, netlist, ROM images, graph, manifest."""
-    check_disk(inp, out)
-    c = compile_ir(inp, step)
+    c = compile_ir(inp, step, check=lambda pl: check_resources(pl, inp.die, out))
     out.mkdir(parents=True, exist_ok=True)
-    top = inp.recipe.name
-
-    def timed(name, fn, *a):
-        step(name)
-        t0 = time.perf_counter()
-        fn(*a)
-        c.seconds[name] = time.perf_counter() - t0
-
-    timed("write masks", write_masks, out / MASKS, top, c.placement, c.routing, c.roms, inp.die)
+    timed = _timer(c.seconds, step)
+    timed("write masks", write_masks, out / MASKS, inp.recipe.name, c.placement, c.routing, c.roms, inp.die)
     timed("write netlist", write_netlist, out, c.placement, c.roms, inp.die, MASKS)
     write_lyp(out / "chip.lyp", inp.die)
     write_atomic(out / "graph.json", lambda p: p.write_text(json.dumps(graph_to_json(c.graph), indent=1) + "\n"))

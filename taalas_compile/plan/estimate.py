@@ -122,15 +122,9 @@ def mask_bytes_estimate(digits: int) -> int:
     return digits * GDS_BYTES_PER_VIA
 
 
-def check_disk(inp, out: Path) -> None:
+def check_resources(pl: Placement, die: Die, out: Path) -> None:
     """Refuse before writing when the masks would not fit on disk or the compile in memory."""
-    from taalas_compile.frontend.lower import lower_args
-    from taalas_compile.mapper.place import map_graph
-    from taalas_compile.quant.plan import assign_bits
-
-    g = lower_args(inp.source.args)
-    pl = map_graph(g, assign_bits(g, inp.recipe.quant, inp.die), inp.die, inp.recipe.target)
-    digits = fit(pl, inp.die)["digits_total"]
+    digits = fit(pl, die)["digits_total"]
     need = mask_bytes_estimate(digits)
     probe = out if out.exists() else next((p for p in out.resolve().parents if p.exists()), Path("."))
     free = shutil.disk_usage(probe).free

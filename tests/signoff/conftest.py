@@ -38,6 +38,19 @@ def netlist(compiled) -> dict:
     return json.loads((compiled / "netlist.json").read_text())
 
 
+@pytest.fixture(scope="session")
+def copy_of_compiled(compiled, tmp_path_factory):
+    """copy_of_compiled(name) -> a fresh private copy of the compile output, for fixtures that
+    share one damaged chip between several tests (same directory depth as the original)."""
+
+    def make(name: str) -> Path:
+        dst = tmp_path_factory.mktemp(name) / "out"
+        shutil.copytree(compiled, dst)
+        return dst
+
+    return make
+
+
 @pytest.fixture
 def chip_copy(compiled, tmp_path) -> Path:
     """A private copy of the compile output, at the same directory depth as the original so the

@@ -14,7 +14,7 @@ import gdstk
 import klayout.db as kdb
 import pytest
 
-from taalas_compile.die.geometry import DIGIT_OF_SITE, OUTPUT_SITE, SITE_OF_DIGIT
+from taalas_compile.die.geometry import DIGIT_OF_SITE, SITE_OF_DIGIT
 from taalas_compile.signoff.extract import fabric_stubs
 from taalas_compile.signoff.verify import verify
 
@@ -216,8 +216,19 @@ def test_extra_select_via(chip_copy, netlist, geo):
         assert m["where"] == f"{t['name']} cell ({i}, {j})", m
 
 
-def test_routing_wire_cut(chip_copy, netlist, die, geo):
-    g = Gds(chip_copy)
+@dataclass
+class Cut:
+    res: dict
+    wire: Wire  # the track wire that was cut
+    pin: str  # the pin stub under the via beyond the gap
+    gap: tuple[int, int]  # centre of the gap
+
+
+@pytest.fixture(scope="module")
+def cut(copy_of_compiled, netlist, die, geo) -> Cut:
+    """A routing wire cut next to its last via (a pin), leaving a DRC-legal gap."""
+    out = copy_of_compiled("wire_cut")
+    g = Gds(out)
     wires = routing_wires(g, die, netlist)
     stubs = fabric_stubs(die)
     e, space = geo.wire_end, die.rules.metal_space
@@ -229,39 +240,57 @@ def test_routing_wire_cut(chip_copy, netlist, die, geo):
         return name if name and not name.startswith("ft ") else None
 
     w = next(w for w in wires if len(w.vias) >= 2 and w.vias[-1] - w.vias[-2] >= 2 * e + gap + 80 and pin_at_end(w))
-    pin, xv = pin_at_end(w), w.vias[-1]
+    xv = w.vias[-1]
     assert w.x1 == xv + e
-    # cut next to the last via: a left piece, a gap of 2 x metal_space, and a square piece that
-    # still encloses the last via (so only connectivity changes, no design rule is broken)
-    g.cells["ROUTING"].remove(w.rect)
+    # a left piece, a gap of 2 x metal_space, and a square piece that still encloses the last via
+    # by via_enclosure: only connectivity changes, no design rule is broken
     ml, md = die.layers.metal.layer, die.layers.metal.datatype
+    g.cells["ROUTING"].remove(w.rect)
     g.cells["ROUTING"].add(
         gdstk.rectangle((w.x0, w.y0), (xv - e - gap, w.y1), layer=ml, datatype=md),
         gdstk.rectangle((xv - e, w.y0), (w.x1, w.y1), layer=ml, datatype=md),
     )
     g.save()
-    gx, gy = xv - e - gap // 2, w.yc
+    return Cut(run_verify(out), w, pin_at_end(w), (xv - e - gap // 2, w.yc))
 
-    res = run_verify(chip_copy)
+
+def test_routing_wire_cut(cut, die):
+    res, w = cut.res, cut.wire
     assert res["passed"] is False
     assert check(res, "drc") and check(res, "layers"), summary(res)  # the gap itself is legal
     assert not check(res, "lvs")
-    opens = [v for v in of(res, "lvs.open") if v["where"] == w.net]
-    assert opens, summary(res)
-    assert any(pin in v["message"] for v in opens), opens
-    assert {v["where"] for v in of(res, "lvs.open")} == {w.net}, summary(res)
+    opens = of(res, "lvs.open")
+    assert opens and {v["where"] for v in opens} == {w.net}, summary(res)
+    assert any(cut.pin in v["message"] for v in opens), opens
     # the piece cut off lands on one stub only: dangling, right next to the gap
     dangling = of(res, "lvs.dangling")
     assert len(dangling) == 1 and res["counts"]["lvs.dangling"] == 1, summary(res)
     (d,) = dangling
-    assert d["where"] == pin and near(d, gx, gy, die.cell.pitch), (d, gx, gy)
-    assert not of(res, "lvs.short")
-    # lvs.open is placed on a metal piece of the net (a point of the channel it was cut in)
-    assert all(abs(v["y_nm"] - w.yc) <= geo.channel_h for v in opens if (v["x_nm"], v["y_nm"]) != (0, 0)), opens
+    assert d["where"] == cut.pin and near(d, *cut.gap, die.cell.pitch), (d, cut.gap)
+    assert set(res["counts"]) == {"lvs.open", "lvs.dangling"}, summary(res)
 
 
-def test_routing_short(chip_copy, netlist, die, geo):
-    g = Gds(chip_copy)
+@pytest.mark.xfail(strict=True, reason="package bug: lvs.open is placed at the centre of an arbitrary metal "
+                   "piece of the net (lvs.compare_nets uses pts[0]), not where the net is broken")
+def test_routing_wire_cut_open_is_placed_at_the_cut(cut, die):
+    opens = of(cut.res, "lvs.open")
+    assert opens and all(near(v, *cut.gap, die.cell.pitch) for v in opens), (opens, cut.gap)
+
+
+@dataclass
+class Short:
+    res: dict
+    a: Wire
+    b: Wire
+    bridge: tuple[int, int, int, int]
+    wires: list[Wire]
+
+
+@pytest.fixture(scope="module")
+def short(copy_of_compiled, netlist, die, geo) -> Short:
+    """A metal bridge between two different nets' wires on adjacent tracks of one channel."""
+    out = copy_of_compiled("short")
+    g = Gds(out)
     wires = routing_wires(g, die, netlist)
     tp, via_clear = die.routing.track_pitch, 200
 
@@ -269,36 +298,44 @@ def test_routing_short(chip_copy, netlist, die, geo):
         lo, hi = max(a.x0, b.x0), min(a.x1, b.x1)
         if hi - lo < 2000:
             return None
-        xc = (lo + hi) // 2
-        for x in range(xc, hi - 500, 97):
+        for x in range((lo + hi) // 2, hi - 500, 97):
             if all(abs(x - v) >= via_clear for v in a.vias + b.vias):
                 return x
         return None
 
-    pairs = ((a, b) for a in wires for b in wires if b.yc - a.yc == tp and a.net != b.net and bridge_x(a, b))
-    a, b = next(pairs)
+    a, b = next((a, b) for a in wires for b in wires if b.yc - a.yc == tp and a.net != b.net and bridge_x(a, b))
     xc, hw = bridge_x(a, b), die.rules.metal_width
+    box = (xc - hw, a.yc, xc + hw, b.yc)
     ml, md = die.layers.metal.layer, die.layers.metal.datatype
-    g.cells["ROUTING"].add(gdstk.rectangle((xc - hw, a.yc), (xc + hw, b.yc), layer=ml, datatype=md))
+    g.cells["ROUTING"].add(gdstk.rectangle(box[:2], box[2:], layer=ml, datatype=md))
     g.save()
+    return Short(run_verify(out), a, b, box, wires)
 
-    res = run_verify(chip_copy)
+
+def test_routing_short(short):
+    res, a, b = short.res, short.a, short.b
     assert res["passed"] is False
     assert check(res, "drc") and check(res, "layers"), summary(res)
-    shorts = of(res, "lvs.short")
-    assert len(shorts) == 1, summary(res)
-    (v,) = shorts
+    assert res["counts"] == {"lvs.short": 1}, summary(res)
+    (v,) = of(res, "lvs.short")
     assert set(v["where"].split(", ")) == {a.net, b.net}, v
     assert a.net in v["message"] and b.net in v["message"], v
-    # placed on a piece of metal of the shorted component: the merged shapes of the two nets
+    # placed on a piece of metal of the shorted component (any of the two nets' merged shapes)
     pieces = kdb.Region()
-    for w in wires:
+    for w in short.wires:
         if w.net in (a.net, b.net):
             pieces.insert(kdb.Box(w.x0, w.y0, w.x1, w.y1))
-    pieces.insert(kdb.Box(xc - hw, a.yc, xc + hw, b.yc))
+    pieces.insert(kdb.Box(*short.bridge))
     boxes = [q.bbox() for q in pieces.merged().each()]
     assert any(bx.contains(kdb.Point(v["x_nm"], v["y_nm"])) for bx in boxes), (v, boxes)
-    assert not of(res, "lvs.dangling")
+
+
+@pytest.mark.xfail(strict=True, reason="package bug: lvs.short is placed at the centre of an arbitrary metal "
+                   "piece of the merged nets (lvs.compare_nets uses where[0]), possibly in another channel")
+def test_routing_short_is_placed_at_the_bridge(short, die):
+    x0, y0, x1, y1 = short.bridge
+    (v,) = of(short.res, "lvs.short")
+    assert near(v, (x0 + x1) / 2, (y0 + y1) / 2, die.cell.pitch), (v, short.bridge)
 
 
 def _free_spot(wires, geo, die, w: int, h: int) -> tuple[int, int]:
