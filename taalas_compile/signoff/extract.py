@@ -39,11 +39,20 @@ class Layout:
     flat_metal: kdb.Region = field(repr=False, default=None)
 
 
+@dataclass(frozen=True)
+class Piece:
+    """One connected custom-metal shape in a channel and the stubs its vias land on."""
+
+    box: tuple[int, int, int, int]  # bounding box (x0, y0, x1, y1), nm
+    vias: tuple[tuple[str, int, int], ...]  # (stub name, x, y)
+    off_track: tuple[int, int] | None  # centre of metal outside every track band (a bridge), if any
+
+
 @dataclass
 class Extracted:
     roms: dict[tuple[int, int], np.ndarray]  # site -> digits (NO_CELL where no cell)
     nets: list[frozenset[str]]  # connected pins, each "c,r.pin"
-    pieces: dict[frozenset[str], list[tuple[int, int]]]  # net -> a point on each metal piece
+    pieces: dict[frozenset[str], list[Piece]]  # net -> its metal pieces
 
 
 def read_layout(path: Path, die: Die, f: Findings) -> Layout:
@@ -98,7 +107,8 @@ def _centres(region: kdb.Region) -> np.ndarray:
     return pts
 
 
-def extract(lay: Layout, die: Die, f: Findings) -> Extracted:
+def extract(lay: Layout, die: Die, f: Findings, site_names: dict | None = None) -> Extracted:
+    """`site_names` only labels violations (tile names instead of sites); it changes nothing extracted."""
     geo = Geometry(die)
     pts = _centres(lay.flat_vias)
     col, rx = np.divmod(pts[:, 0], geo.pitch_x)
@@ -108,12 +118,12 @@ def extract(lay: Layout, die: Die, f: Findings) -> Extracted:
     stray = ~in_channel & ~in_tile
     for x, y in pts[stray][:50]:
         f.add(Violation("lvs.via_misplaced", "via in a column gap, off every stub", int(x), int(y)))
-    roms = _extract_roms(pts[in_tile], col[in_tile], row[in_tile], geo, f)
+    roms = _extract_roms(pts[in_tile], col[in_tile], row[in_tile], geo, f, site_names or {})
     nets, pieces = _extract_nets(lay, pts[in_channel], row[in_channel], die, f)
     return Extracted(roms, nets, pieces)
 
 
-def _extract_roms(pts, col, row, geo: Geometry, f: Findings) -> dict[tuple[int, int], np.ndarray]:
+def _extract_roms(pts, col, row, geo: Geometry, f: Findings, site_names: dict) -> dict[tuple[int, int], np.ndarray]:
     die = geo.die
     p = die.cell.pitch
     site_of_offset = {geo.site_center(s): s for s in range(9)}
@@ -124,13 +134,14 @@ def _extract_roms(pts, col, row, geo: Geometry, f: Findings) -> dict[tuple[int, 
     starts = np.flatnonzero(np.r_[True, (np.diff(keys, axis=0) != 0).any(axis=1)])
     for a, b in zip(starts, np.r_[starts[1:], len(pts)]):
         site = (int(col[a]), int(row[a]))
+        where = site_names.get(site, f"site {site}")
         ox, oy = geo.rom_origin(site)
         x, y = pts[a:b, 0] - ox, pts[a:b, 1] - oy
         j, i = np.floor_divide(x, p), np.floor_divide(y, p)
         s = np.array([site_of_offset.get((int(u), int(v)), -1) for u, v in zip(x - j * p, y - i * p)], np.int64)
         ok = (s >= 0) & (i >= 0) & (j >= 0)
         for k in np.flatnonzero(~ok)[:20]:
-            f.add(Violation("lvs.via_misplaced", "via off every digit-cell site", int(pts[a + k, 0]), int(pts[a + k, 1]), f"site {site}"))
+            f.add(Violation("lvs.via_misplaced", "via off every digit-cell site", int(pts[a + k, 0]), int(pts[a + k, 1]), where))
         i, j, s = i[ok], j[ok], s[ok]
         img = np.full((int(i.max(initial=-1)) + 1, int(j.max(initial=-1)) + 1), NO_CELL, np.uint8)
         out = s == OUTPUT_SITE
@@ -141,11 +152,11 @@ def _extract_roms(pts, col, row, geo: Geometry, f: Findings) -> dict[tuple[int, 
         uniq, counts = np.unique(cell_ids, return_counts=True)
         for cid in uniq[counts > 1][:20]:
             ci, cj = divmod(int(cid), img.shape[1])
-            f.add(Violation("lvs.via_extra", "two select vias in one digit cell", ox + cj * p + p // 2, oy + ci * p + p // 2, f"site {site} cell ({ci}, {cj})"))
+            f.add(Violation("lvs.via_extra", "two select vias in one digit cell", ox + cj * p + p // 2, oy + ci * p + p // 2, f"{where} cell ({ci}, {cj})"))
         has_pad = img[sel_i, sel_j] != NO_CELL
         for k in np.flatnonzero(~has_pad)[:20]:
             f.add(Violation("lvs.via_extra", "select via in a cell without an output via", ox + int(sel_j[k]) * p + p // 2,
-                            oy + int(sel_i[k]) * p + p // 2, f"site {site} cell ({int(sel_i[k])}, {int(sel_j[k])})"))
+                            oy + int(sel_i[k]) * p + p // 2, f"{where} cell ({int(sel_i[k])}, {int(sel_j[k])})"))
         img[sel_i[has_pad], sel_j[has_pad]] = digits[has_pad]
         roms[site] = img
     return roms
@@ -168,12 +179,15 @@ def _extract_nets(lay: Layout, pts, chan, die: Die, f: Findings):
         return a
 
     geo = Geometry(die)
-    channels = kdb.Region()
+    channels, bands = kdb.Region(), kdb.Region()
     for r in range(die.grid.n_rows):
         channels.insert(kdb.Box(0, geo.channel_y0(r), geo.size[0], geo.channel_y0(r) + geo.channel_h))
+        for t in range(die.routing.channel_tracks):
+            y = geo.track_y(r, t)
+            bands.insert(kdb.Box(0, y - geo.wire_half, geo.size[0], y + geo.wire_half))
     wires = (lay.flat_metal & channels).merged()
     via_pts = [kdb.Point(int(x), int(y)) for x, y in pts.tolist()]
-    piece_at: dict[str, list[tuple[int, int]]] = {}
+    pieces_of: dict[str, list[Piece]] = {}
     covered = np.zeros(len(via_pts), bool)
     xs = pts[:, 0] if len(pts) else np.zeros(0, np.int64)
     ys = pts[:, 1] if len(pts) else np.zeros(0, np.int64)
@@ -183,16 +197,18 @@ def _extract_nets(lay: Layout, pts, chan, die: Die, f: Findings):
         inside = [k for k in cand if poly.inside(via_pts[k])]
         covered[inside] = True
         on = [k for k in inside if names[k] is not None]
-        c = bb.center()
+        off = kdb.Region(poly) - bands
+        piece = Piece((bb.left, bb.bottom, bb.right, bb.top), tuple((names[k], int(xs[k]), int(ys[k])) for k in on),
+                      None if off.is_empty() else (off.bbox().center().x, off.bbox().center().y))
         if len(on) < 2:
-            f.add(Violation("lvs.dangling", f"wire piece lands on {len(on)} stub(s)", c.x, c.y,
-                            names[on[0]] if on else ""))
+            c = bb.center()
+            f.add(Violation("lvs.dangling", f"wire piece lands on {len(on)} stub(s)", c.x, c.y, names[on[0]] if on else ""))
         for k in on:
             find(names[k])
         for k in on[1:]:
             parent[find(names[k])] = find(names[on[0]])
         if on:
-            piece_at.setdefault(names[on[0]], []).append((c.x, c.y))
+            pieces_of.setdefault(names[on[0]], []).append(piece)
     for k in np.flatnonzero(~covered):
         if names[k] is not None:
             find(names[k])  # a via with no wire on it still names its stub (an isolated pin)
@@ -204,5 +220,5 @@ def _extract_nets(lay: Layout, pts, chan, die: Die, f: Findings):
         pins = frozenset(m for m in members if not m.startswith("ft "))
         if pins:
             nets.append(pins)
-            pieces[pins] = [pt for m in members for pt in piece_at.get(m, [])]
+            pieces[pins] = [pc for m in sorted(members) for pc in pieces_of.get(m, [])]
     return nets, pieces

@@ -97,8 +97,8 @@ def verify(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: N
     timed("netlist", check_netlist_roms, pl, roms, doc, f)
     lay = timed("read masks", read_layout, out / doc["masks"], die, f)
     timed("drc", check_drc, lay.metal, lay.vias, die, f)
-    ex = timed("extract", extract, lay, die, f)
-    timed("lvs", lambda: (compare_roms(pl, roms, ex, die, f), compare_nets(pl, ex, f)))
+    ex = timed("extract", extract, lay, die, f, {t.site: t.name for t in pl.tiles})
+    timed("lvs", lambda: (compare_roms(pl, roms, ex, die, f), compare_nets(pl, ex, die, f)))
     structural = f.count("layout") + f.count("lvs") + f.count("netlist")
     emu = {"ran": False, "skipped": "layout/LVS errors"} if structural else timed("emulate", emulation_check, out, man, pl, ex, die, tokens, f)
     checks = [

@@ -208,8 +208,7 @@ def test_extra_select_via(chip_copy, netlist, geo):
     (v,) = extra
     ox, oy = t["rom_region"]["origin_nm"]
     assert near(v, ox + j * p + cx, oy + i * p + cy, p), v
-    c, r = t["site"]
-    assert v["where"] == f"site ({c}, {r}) cell ({i}, {j})", v
+    assert v["where"] == f"{t['name']} cell ({i}, {j})", v
     # whichever of the two vias extraction keeps, nothing else differs
     assert set(res["counts"]) <= {"lvs.via_extra", "lvs.via_moved"}, summary(res)
     for m in of(res, "lvs.via_moved"):
@@ -254,14 +253,21 @@ def cut(copy_of_compiled, netlist, die, geo) -> Cut:
     return Cut(run_verify(out), w, pin_at_end(w), (xv - e - gap // 2, w.yc))
 
 
-def test_routing_wire_cut(cut, die):
+def tile_pin(netlist: dict, site_pin: str) -> str:
+    """'c,r.pin' (a stub of the die) -> '<tile>.<pin>' (the netlist's name for it)."""
+    site, _, pin = site_pin.partition(".")
+    name = next(t["name"] for t in netlist["tiles"] if ",".join(map(str, t["site"])) == site)
+    return f"{name}.{pin}"
+
+
+def test_routing_wire_cut(cut, die, netlist):
     res, w = cut.res, cut.wire
     assert res["passed"] is False
     assert check(res, "drc") and check(res, "layers"), summary(res)  # the gap itself is legal
     assert not check(res, "lvs")
     opens = of(res, "lvs.open")
     assert opens and {v["where"] for v in opens} == {w.net}, summary(res)
-    assert any(cut.pin in v["message"] for v in opens), opens
+    assert any(tile_pin(netlist, cut.pin) in v["message"] for v in opens), opens
     # the piece cut off lands on one stub only: dangling, right next to the gap
     dangling = of(res, "lvs.dangling")
     assert len(dangling) == 1 and res["counts"]["lvs.dangling"] == 1, summary(res)
@@ -270,8 +276,6 @@ def test_routing_wire_cut(cut, die):
     assert set(res["counts"]) == {"lvs.open", "lvs.dangling"}, summary(res)
 
 
-@pytest.mark.xfail(strict=True, reason="package bug: lvs.open is placed at the centre of an arbitrary metal "
-                   "piece of the net (lvs.compare_nets uses pts[0]), not where the net is broken")
 def test_routing_wire_cut_open_is_placed_at_the_cut(cut, die):
     opens = of(cut.res, "lvs.open")
     assert opens and all(near(v, *cut.gap, die.cell.pitch) for v in opens), (opens, cut.gap)
@@ -330,8 +334,6 @@ def test_routing_short(short):
     assert any(bx.contains(kdb.Point(v["x_nm"], v["y_nm"])) for bx in boxes), (v, boxes)
 
 
-@pytest.mark.xfail(strict=True, reason="package bug: lvs.short is placed at the centre of an arbitrary metal "
-                   "piece of the merged nets (lvs.compare_nets uses where[0]), possibly in another channel")
 def test_routing_short_is_placed_at_the_bridge(short, die):
     x0, y0, x1, y1 = short.bridge
     (v,) = of(short.res, "lvs.short")
