@@ -11,6 +11,7 @@ from taalas_compile.errors import UserError
 from taalas_compile.model.args import ModelArgs, RopeScaling
 from taalas_compile.model.tokenizer import Tokenizer, load_tokenizer
 from taalas_compile.model.weights import WeightSource, open_weights
+from taalas_compile.paths import DIES_DIR, RECIPES_DIR
 
 CHECKED = ("dim", "n_layers", "n_heads", "n_kv_heads", "hidden_dim", "vocab_size", "tie_embeddings")
 
@@ -50,10 +51,10 @@ def open_source(recipe: Recipe, weights: Path | None) -> WeightSource:
 
 def resolve(recipe: str, weights: Path | None = None, tokenizer: Path | None = None, die: str | None = None) -> Inputs:
     r = load_recipe(recipe)
-    recipe_path = Path(recipe) if recipe.endswith(".toml") else Path(__file__).resolve().parent.parent / "recipes" / f"{recipe}.toml"
+    recipe_path = Path(recipe) if recipe.endswith(".toml") else RECIPES_DIR / f"{recipe}.toml"
     die_ref = die or r.target.die
     d = load_die(die_ref)
-    die_path = Path(die_ref) if die_ref.endswith(".toml") else Path(__file__).resolve().parent.parent / "base_die" / f"{die_ref}.toml"
+    die_path = Path(die_ref) if die_ref.endswith(".toml") else DIES_DIR / f"{die_ref}.toml"
     source = open_source(r, weights)
     tok = None
     if tokenizer is not None:

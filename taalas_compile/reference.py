@@ -47,11 +47,16 @@ def read_manifest(out: Path) -> dict:
         raise UserError(f"{path}: not valid JSON: {e}") from None
 
 
+def chip_die(out: Path, man: dict) -> Die:
+    """The die a chip was compiled for: the recorded file if it is still there, else by name."""
+    path = (out / man["die"]["path"]).resolve()
+    return load_die(path if path.is_file() else man["die"]["name"])
+
+
 def inputs_of_chip(out: Path, man: dict) -> Inputs:
     """The inputs a chip was compiled from, as recorded in its manifest; weights re-hashed."""
     recipe = validate(Recipe, man["recipe"]["settings"], f"{out}/manifest.json recipe")
-    die_path = (out / man["die"]["path"]).resolve()
-    die: Die = load_die(die_path) if die_path.is_file() else load_die(man["die"]["name"])
+    die = chip_die(out, man)
     w = man["weights"]
     wpath = None if w.get("path") is None else (out / w["path"]).resolve()
     if wpath is not None and not wpath.exists():
@@ -64,4 +69,4 @@ def inputs_of_chip(out: Path, man: dict) -> Inputs:
     if man.get("tokenizer"):
         tpath = (out / man["tokenizer"]["path"]).resolve()
         tok = load_tokenizer(tpath) if tpath.is_file() else None
-    return Inputs(recipe, (out / man["recipe"]["path"]).resolve(), die, die_path, source, wpath, tok, tpath if tok else None)
+    return Inputs(recipe, (out / man["recipe"]["path"]).resolve(), die, (out / man["die"]["path"]).resolve(), source, wpath, tok, tpath if tok else None)

@@ -17,7 +17,7 @@ from taalas_compile.model.generate import greedy
 from taalas_compile.model.perplexity import compare, make_windows
 from taalas_compile.model.tokenizer import Tokenizer
 from taalas_compile.quant.plan import bits_per_weight
-from taalas_compile.reference import build_references, read_manifest
+from taalas_compile.reference import build_references, chip_die, read_manifest
 
 
 def prompt_ids(prompt: str, tok: Tokenizer | None, bos: int) -> list[int]:
@@ -31,13 +31,11 @@ def prompt_ids(prompt: str, tok: Tokenizer | None, bos: int) -> list[int]:
 
 def emulate_chip(out: Path, prompt: str, n: int) -> tuple[list[int], list[int], Tokenizer | None]:
     """(prompt ids, generated ids, tokenizer) from the emulator running the chip's netlist."""
-    from taalas_compile.config.die import load_die
     from taalas_compile.model.tokenizer import load_tokenizer
 
     man = read_manifest(out)
     pl, roms, _ = read_netlist(out)
-    die_path = (out / man["die"]["path"]).resolve()
-    die = load_die(die_path if die_path.is_file() else man["die"]["name"])
+    die = chip_die(out, man)
     tok = None
     if man.get("tokenizer"):
         tpath = (out / man["tokenizer"]["path"]).resolve()

@@ -8,7 +8,7 @@ import numpy as np
 from taalas_compile.backend.netlist import rom_sha256
 from taalas_compile.config.die import KIND_OF_LETTER, Die
 from taalas_compile.die.geometry import Geometry
-from taalas_compile.die.rom_format import FP16_DIGITS, NO_CELL, group_layout
+from taalas_compile.die.rom_format import NO_CELL, group_layout
 from taalas_compile.mapper.ir import Placement, Role, Tile
 from taalas_compile.signoff.extract import PAD_ONLY, Extracted, Piece
 from taalas_compile.signoff.findings import Findings, Violation

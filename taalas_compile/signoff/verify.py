@@ -23,7 +23,7 @@ from taalas_compile.emulator.chip import from_extraction
 from taalas_compile.emulator.run import Emulator
 from taalas_compile.emulator.tiles import EmulationError
 from taalas_compile.model.generate import greedy
-from taalas_compile.reference import build_references, inputs_of_chip, read_manifest
+from taalas_compile.reference import build_references, chip_die, inputs_of_chip, read_manifest
 from taalas_compile.signoff.drc import check_drc
 from taalas_compile.signoff.extract import extract, read_layout
 from taalas_compile.signoff.findings import Findings, Violation
@@ -80,10 +80,7 @@ def verify(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: N
     t0 = time.perf_counter()
     man = read_manifest(out)
     pl, roms, doc = read_netlist(out)
-    from taalas_compile.config.die import load_die
-
-    die_path = (out / man["die"]["path"]).resolve()
-    die = load_die(die_path if die_path.is_file() else man["die"]["name"])
+    die = chip_die(out, man)
     f = Findings()
     seconds: dict[str, float] = {}
 

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from shared_data import TINYSTORIES, need
 
 from taalas_compile.cli.app import main
@@ -35,9 +37,13 @@ def test_float_reference_reproduces_the_known_greedy_text(stories_path, tok512_p
     assert text.startswith(KNOWN)
 
 
-def test_eval_reproduces_the_float_perplexity(stories_path, tok512_path, capsys):
+@pytest.mark.parametrize("extra, ppl", [
+    (["--max-tokens", "20000", "--context", "256"], 4.917),  # first 20,000 tokens, windows of BOS + 255
+    (["--context", "512"], 6.677),  # the whole file, windows of BOS + 511
+])
+def test_eval_reproduces_the_float_perplexity(stories_path, tok512_path, capsys, extra, ppl):
     res = json.loads(run(capsys, "eval", "stories260k", "-w", stories_path, "-t", tok512_path, "--text", need(TINYSTORIES),
-                         "--max-tokens", "20000", "--context", "256", "--json"))
-    assert round(res["ppl_float"], 3) == 4.917
+                         *extra, "--json"))
+    assert round(res["ppl_float"], 3) == ppl
     assert res["ppl_quant"] > res["ppl_float"] and 0 < res["kl"] and 0 < res["top1_agreement"] < 1
     assert 4.0 < res["bits_per_weight"] < 5.0
