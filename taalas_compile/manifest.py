@@ -32,7 +32,7 @@ def manifest(inp, c, out: Path) -> dict:
     weights["path"] = None if inp.weights_path is None else rel(inp.weights_path, out)
     weights["files"] = [{**f, "path": rel(Path(f["path"]), out)} for f in weights.get("files", [])]
     outputs = {p.name: {"bytes": p.stat().st_size, "sha256": sha256(p)}
-               for p in sorted(out.iterdir()) if p.name in ("chip.gds", "chip.lyp", "netlist.json", "roms.safetensors", "graph.json")}
+               for p in sorted(out.iterdir()) if p.name in ("chip.gds", "chip.lyp", "netlist.json", "roms.safetensors", "graph.json", "floorplan.png")}
     n_weights = sum(q.codes.size for q in c.qweights.values())
     return {
         "format": FORMAT, "version": VERSION,

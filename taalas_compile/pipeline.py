@@ -14,7 +14,9 @@ import numpy as np
 
 from taalas_compile.backend.masks import write_atomic, write_lyp, write_masks
 from taalas_compile.backend.netlist import write_netlist
+from taalas_compile.backend.render import render_floorplan
 from taalas_compile.backend.roms import build_roms
+from taalas_compile.die.geometry import Geometry
 from taalas_compile.frontend.ir import graph_to_json
 from taalas_compile.frontend.lower import lower_args
 from taalas_compile.inputs import Inputs
@@ -77,6 +79,7 @@ def compile_chip(inp: Inputs, out: Path, step: Callable[[str], None] = lambda s:
     timed("write masks", write_masks, out / MASKS, inp.recipe.name, c.placement, c.routing, c.roms, inp.die)
     timed("write netlist", write_netlist, out, c.placement, c.roms, inp.die, MASKS)
     write_lyp(out / "chip.lyp", inp.die)
+    timed("render floorplan", render_floorplan, out / MASKS, out / "chip.lyp", out / "floorplan.png", Geometry(inp.die).size)
     write_atomic(out / "graph.json", lambda p: p.write_text(json.dumps(graph_to_json(c.graph), indent=1) + "\n"))
     doc = manifest(inp, c, out)
     write_atomic(out / "manifest.json", lambda p: p.write_text(json.dumps(doc, indent=1) + "\n"))

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from taalas_compile.backend.masks import cell_name, write_atomic
 from taalas_compile.config.die import Die
 from taalas_compile.die.geometry import Geometry
-from taalas_compile.backend.masks import cell_name, write_atomic
 from taalas_compile.errors import UserError
 from taalas_compile.mapper.ir import Net, Pin, Placement, Role, Slice, Tile
 

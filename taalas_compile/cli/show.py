@@ -64,7 +64,7 @@ def compiled(outdir: Path, doc: dict) -> None:
     files.add_column("what")
     what = {"chip.gds": "the two custom masks (GDSII)", "chip.lyp": "KLayout layer properties",
             "netlist.json": "functional netlist", "roms.safetensors": "expected ROM digits per tile",
-            "graph.json": "layer dataflow graph"}
+            "graph.json": "layer dataflow graph", "floorplan.png": "floorplan rendered from the masks"}
     for name, meta in doc["outputs"].items():
         files.add_row(name, _size(meta["bytes"]), what.get(name, ""))
     files.add_row("manifest.json", "", "inputs, hashes, versions, figures")
@@ -94,6 +94,8 @@ def signoff(res: dict) -> None:
         out.print(f"  … {sum(res['counts'].values()) - 20} more (use --json for all)")
     ex = res["extracted"]
     out.print(f"extracted {ex['vias']:,} vias, {ex['metal_shapes']:,} metal shapes, {ex['nets']} nets in {res['seconds']['total']:.1f} s")
+    if not res["passed"]:
+        out.print(f"markers: [bold]klayout {res['dir']}/chip.gds -l {res['dir']}/chip.lyp -m {res['reports']['violations.lyrdb']}[/]")
     out.print("[bold green]PASSED[/]" if res["passed"] else "[bold red]FAILED[/]")
 
 

@@ -201,7 +201,9 @@ def load_die(name_or_path: str | Path) -> Die:
         if not p.is_file():
             raise UserError(f"unknown die '{name_or_path}' (shipped: {', '.join(available_dies())})")
     die = validate(Die, read_toml(p, "die"), f"die {p}")
-    from taalas_compile.die.geometry import check_rules  # the die's own geometry must be DRC-clean
+    from taalas_compile.die.geometry import (
+        check_rules,  # the die's own geometry must be DRC-clean
+    )
 
     problems = check_rules(die)
     if problems:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import TypeVar
 
 import pydantic
+import tomllib
 
 from taalas_compile.errors import UserError
 

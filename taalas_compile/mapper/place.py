@@ -19,7 +19,13 @@ import networkx as nx
 
 from taalas_compile.config.die import Die, TileKind
 from taalas_compile.config.recipe import TargetCfg
-from taalas_compile.die.rom_format import FP16_DIGITS, FP32_DIGITS, HEADER_WORDS, digits_per_code, f32_word
+from taalas_compile.die.rom_format import (
+    FP16_DIGITS,
+    FP32_DIGITS,
+    HEADER_WORDS,
+    digits_per_code,
+    f32_word,
+)
 from taalas_compile.errors import UserError
 from taalas_compile.frontend.ir import Op, op_node, pipeline_order, short_name
 from taalas_compile.mapper.ir import Net, Pin, Placement, Role, Slice, Tile

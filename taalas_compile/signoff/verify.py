@@ -23,11 +23,17 @@ from taalas_compile.emulator.chip import from_extraction
 from taalas_compile.emulator.run import Emulator
 from taalas_compile.emulator.tiles import EmulationError
 from taalas_compile.model.generate import greedy
-from taalas_compile.reference import build_references, chip_die, inputs_of_chip, read_manifest
+from taalas_compile.reference import (
+    build_references,
+    chip_die,
+    inputs_of_chip,
+    read_manifest,
+)
 from taalas_compile.signoff.drc import check_drc
 from taalas_compile.signoff.extract import extract, read_layout
 from taalas_compile.signoff.findings import Findings, Violation
 from taalas_compile.signoff.lvs import check_netlist_roms, compare_nets, compare_roms
+from taalas_compile.signoff.markers import write_results
 
 # int8 activations make the arithmetic discontinuous: emulator and reference agree bit for bit
 # until a float-ordering difference flips one rounding, after which logits differ by about one
@@ -105,7 +111,7 @@ def verify(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: N
         {"name": "lvs", "passed": f.count("lvs") == 0, "violations": f.count("lvs")},
         {"name": "emulation", "passed": emu.get("ran", False) and f.count("emulation") == 0, "violations": f.count("emulation")},
     ]
-    return {
+    res = {
         "format": "taalas-signoff", "version": 1, "dir": str(out),
         "passed": all(c["passed"] for c in checks),
         "checks": checks,
@@ -116,3 +122,7 @@ def verify(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: N
                       "vias": int(lay.flat_vias.count()), "metal_shapes": int(lay.flat_metal.count())},
         "seconds": {**seconds, "total": time.perf_counter() - t0},
     }
+    top = lay.layout.top_cells()[0].name if lay.layout.top_cells() else "TOP"
+    res["reports"] = {k: str(out / "signoff" / k) for k in ("signoff.json", "violations.lyrdb")}
+    write_results(out, res, top, doc["masks"])
+    return res

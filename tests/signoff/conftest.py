@@ -11,8 +11,6 @@ import pytest
 
 from taalas_compile.config.die import load_die
 from taalas_compile.die.geometry import Geometry
-from taalas_compile.inputs import resolve
-from taalas_compile.pipeline import compile_chip
 
 
 @pytest.fixture(scope="session")
@@ -26,11 +24,9 @@ def geo(die) -> Geometry:
 
 
 @pytest.fixture(scope="session")
-def compiled(tmp_path_factory) -> Path:
-    """tiny-llama (synthetic weights) compiled once; never modified by any test."""
-    out = tmp_path_factory.mktemp("tiny_llama") / "out"
-    compile_chip(resolve("tiny-llama"), out)
-    return out
+def compiled(tiny_chip) -> Path:
+    """tiny-llama (synthetic weights) compiled once for the session; never modified by any test."""
+    return tiny_chip
 
 
 @pytest.fixture(scope="session")
