@@ -200,6 +200,6 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        show.error("aborted")
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        show.error("interrupted")
         sys.exit(130)

@@ -21,6 +21,7 @@ import numpy as np
 from taalas_compile.config.die import KIND_OF_LETTER, Die
 from taalas_compile.die.geometry import DIGIT_OF_SITE, OUTPUT_SITE, PINS, Geometry
 from taalas_compile.die.rom_format import NO_CELL
+from taalas_compile.errors import UserError
 from taalas_compile.signoff.findings import Findings, Violation
 
 PAD_ONLY = 254  # a used cell (output via present) whose select via is missing
@@ -56,8 +57,13 @@ class Extracted:
 
 
 def read_layout(path: Path, die: Die, f: Findings) -> Layout:
+    if not path.is_file():
+        raise UserError(f"{path}: masks not found")
     ly = kdb.Layout()
-    ly.read(str(path))
+    try:
+        ly.read(str(path))
+    except RuntimeError as e:
+        raise UserError(f"{path}: cannot read the masks: {str(e).splitlines()[0]}") from None
     tops = ly.top_cells()
     if len(tops) != 1:
         f.add(Violation("layout.top", f"expected one top cell, found {len(tops)}", 0, 0))

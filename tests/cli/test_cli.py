@@ -57,6 +57,16 @@ def test_corrupt_checkpoint(tmp_path, capsys, stories_path):
     assert not (tmp_path / "o").exists()  # nothing written for a bad input
 
 
+def test_unreadable_masks_are_a_clear_error(tiny_chip, tmp_path, capsys):
+    import shutil
+
+    bad = tmp_path / "chip"
+    shutil.copytree(tiny_chip, bad)
+    (bad / "chip.gds").write_bytes(b"not a GDSII stream")
+    code, _, stderr = run(capsys, "verify", str(bad))
+    assert code == 2 and "cannot read the masks" in stderr.strip().splitlines()[-1] and "Traceback" not in stderr
+
+
 def test_debug_shows_the_traceback(capsys):
     from taalas_compile.errors import UserError
 
