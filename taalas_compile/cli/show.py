@@ -69,7 +69,8 @@ def compiled(outdir: Path, doc: dict) -> None:
         files.add_row(name, _size(meta["bytes"]), what.get(name, ""))
     files.add_row("manifest.json", "", "inputs, hashes, versions, figures")
     out.print(files)
-    out.print(f"next: [bold]taalas-compile verify {outdir}[/]   ·   view: [bold]klayout {outdir}/chip.gds -l {outdir}/chip.lyp[/]")
+    out.print(f"next: [bold]taalas-compile verify {outdir}[/]", soft_wrap=True)
+    out.print(f"view: [bold]klayout {outdir}/chip.gds -l {outdir}/chip.lyp[/]", soft_wrap=True)
 
 
 def signoff(res: dict) -> None:
@@ -95,7 +96,7 @@ def signoff(res: dict) -> None:
     ex = res["extracted"]
     out.print(f"extracted {ex['vias']:,} vias, {ex['metal_shapes']:,} metal shapes, {ex['nets']} nets in {res['seconds']['total']:.1f} s")
     if not res["passed"]:
-        out.print(f"markers: [bold]klayout {res['dir']}/chip.gds -l {res['dir']}/chip.lyp -m {res['reports']['violations.lyrdb']}[/]")
+        out.print(f"markers: [bold]klayout {res['dir']}/chip.gds -l {res['dir']}/chip.lyp -m {res['reports']['violations.lyrdb']}[/]", soft_wrap=True)
     out.print("[bold green]PASSED[/]" if res["passed"] else "[bold red]FAILED[/]")
 
 

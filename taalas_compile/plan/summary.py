@@ -28,7 +28,7 @@ def plan_summary(target: str, die_ref: str | None = None) -> dict:
                 "params": man["figures"]["params"], "bits_per_weight": man["figures"]["bits_per_weight"],
                 "fit": man["figures"]["fit"], "performance": performance(pl, die),
                 "mask_bytes": sum(v["bytes"] for k, v in man["outputs"].items() if k == "chip.gds"), "mask_bytes_measured": True,
-                "fits": True, "digits": f["digits_total"]}
+                "digits": f["digits_total"]}
     r = load_recipe(target)
     if r.model.architecture is None:
         raise UserError(f"recipe {r.name} has no [model.architecture] to plan from; compile it and plan the output directory")
@@ -42,4 +42,4 @@ def plan_summary(target: str, die_ref: str | None = None) -> dict:
     return {"source": f"recipe {r.name} (estimate, no weights needed)", "recipe": r.name, "die": die.name,
             "params": args.n_params, "bits_per_weight": bits_per_weight(g, bits, die), "fit": f,
             "performance": performance(pl, die), "mask_bytes": mask_bytes_estimate(f["digits_total"]),
-            "mask_bytes_measured": False, "fits": True, "digits": f["digits_total"]}
+            "mask_bytes_measured": False, "digits": f["digits_total"]}
