@@ -51,6 +51,7 @@ def manifest(inp, c, out: Path) -> dict:
             "fit": fit(c.placement, inp.die, c.routing.tracks_used),
             "performance": performance(c.placement, inp.die),
             "wirelength_nm": c.routing.wirelength(),
+            "router_iterations": len(c.routing.iterations),
             "nets": len(c.placement.nets),
         },
         "bits": {name: spec.bits for name, spec in c.plan.items()},

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import networkx as nx
@@ -23,6 +23,7 @@ from taalas_compile.inputs import Inputs
 from taalas_compile.manifest import manifest
 from taalas_compile.mapper.ir import Placement
 from taalas_compile.mapper.place import map_graph
+from taalas_compile.mapper.refine import refine_placement
 from taalas_compile.mapper.route import Routing, route_nets
 from taalas_compile.plan.estimate import check_resources
 from taalas_compile.quant.codes import QTensor, QuantSpec
@@ -63,6 +64,7 @@ def compile_ir(inp: Inputs, step: Callable[[str], None] = lambda s: None, check:
     graph = timed("lower", lower_args, src.args)  # PyTorch -> layer dataflow graph
     plan = timed("assign bits", assign_bits, graph, r.quant, die)  # bits per weight tensor
     placement = timed("map", map_graph, graph, plan, die, r.target)  # tiles on sites, nets
+    placement = timed("place", refine_placement, placement, die)  # annealing: less wirelength
     routing = timed("route", route_nets, placement, die)  # nets on channels and feedthroughs
     if check is not None:
         check(placement)
@@ -84,5 +86,6 @@ def compile_chip(inp: Inputs, out: Path, step: Callable[[str], None] = lambda s:
     doc = manifest(inp, c, out)
     write_atomic(out / "manifest.json", lambda p: p.write_text(json.dumps(doc, indent=1) + "\n"))
     # the one file that is not reproducible: how long this run took
-    write_atomic(out / "run.json", lambda p: p.write_text(json.dumps({"seconds": c.seconds}, indent=1) + "\n"))
+    run = {"seconds": c.seconds, "router": [asdict(it) for it in c.routing.iterations]}
+    write_atomic(out / "run.json", lambda p: p.write_text(json.dumps(run, indent=1) + "\n"))
     return doc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,6 +59,14 @@ def compiled(outdir: Path, doc: dict) -> None:
     t.add_row("nets / wirelength", f"{fig['nets']} / {fig['wirelength_nm'] / 1e6:.2f} mm")
     t.add_row("est. tokens/s (one user)", f"{fig['performance']['tokens_per_s_single']:,.0f}")
     out.print(t)
+    run = json.loads((outdir / "run.json").read_text()) if (outdir / "run.json").is_file() else {}
+    if run.get("router"):
+        r = Table(title="router (PathFinder)")
+        for col in ("iteration", "overused", "wirelength", "pres_fac", "time"):
+            r.add_column(col, justify="right")
+        for it in run["router"]:
+            r.add_row(str(it["iteration"]), str(it["overused"]), f"{it['wirelength'] / 1e6:.2f} mm", f"{it['pres_fac']:.2f}", f"{it['seconds']:.2f} s")
+        out.print(r)
     files = Table(title=f"outputs in {outdir}/")
     files.add_column("file")
     files.add_column("bytes", justify="right")

@@ -1,21 +1,33 @@
-"""route_nets: Placement -> Routing, on the die's channels and feedthroughs.
+"""route_nets: Placement -> Routing, by PathFinder over the die's routing-resource graph.
 
-Each net touches the channels under the rows of its pins. A net in one channel is a single track
-piece spanning its pin stubs. A net over several channels climbs through one column gap on one
-feedthrough segment per row it crosses, and in every channel it touches takes one track piece
-spanning its pins and feedthrough stubs there. Track pieces are packed onto tracks per channel
-with the left-edge algorithm (sorted by left end; first track whose last piece ends far enough to
-the left). Deterministic: nets are processed in netlist order, ties broken by name.
+The graph (`mapper/rrgraph.py`) has a node per stub a net can land a via on (its own pins, any
+feedthrough end) and per track at every such stub column; `mapper/pathfinder.py` negotiates until
+no junction, feedthrough or tight gap is used by two nets. Each net's route tree then becomes
+`Segment`s: per channel and track, its runs of junctions, with a via wherever the tree hops
+between the track and a stub. Two runs of one net on a track closer than the spacing rule are
+drawn as one piece: no other net can sit between them (the gap resources forbid it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from taalas_compile.config.die import Die
 from taalas_compile.die.geometry import Geometry
 from taalas_compile.errors import UserError
 from taalas_compile.mapper.ir import Placement
+from taalas_compile.mapper.pathfinder import (
+    IterationStats,
+    Negotiation,
+    NetRoute,
+    NoPath,
+    PathFinder,
+    PathFinderCfg,
+)
+from taalas_compile.mapper.rrgraph import RRGraph, build_rrgraph
+
+__all__ = ["IterationStats", "PathFinderCfg", "Routing", "Segment", "Stub", "route_nets"]
 
 
 @dataclass(frozen=True)
@@ -43,80 +55,103 @@ class Segment:
 class Routing:
     segments: tuple[Segment, ...]
     feedthroughs: dict  # net -> tuple of (col, row, k) segments it uses
-    tracks_used: dict  # channel -> tracks used
+    tracks_used: dict  # channel -> tracks used (highest track used + 1), channels with pieces only
+    iterations: tuple[IterationStats, ...] = ()  # the router's table, one row per PathFinder iteration
 
     def wirelength(self) -> int:
         """Custom-metal track length, nm (feedthroughs are fixed fabric and not counted)."""
         return sum(s.x1 - s.x0 for s in self.segments)
 
 
-def pin_stub(geo: Geometry, pl: Placement, tile: str, pin: str) -> Stub:
-    t = pl.tile(tile)
-    col, row = t.site
-    return Stub(row, geo.pin_x(t.kind, pin, col), f"pin {tile}.{pin}")
-
-
-def ft_stubs(geo: Geometry, col: int, row: int, k: int) -> tuple[Stub, Stub]:
-    """The two ends of feedthrough (col, row, k): in channel row and channel row + 1."""
-    x = geo.feedthrough_x(col, row, k)
-    what = f"ft {col},{row},{k}"
-    return Stub(row, x, what), Stub(row + 1, x, what)
-
-
-def route_nets(pl: Placement, die: Die) -> Routing:
+def route_nets(pl: Placement, die: Die, cfg: PathFinderCfg | None = None,
+               log: Callable[[IterationStats], None] | None = None) -> Routing:
+    """Route every net of the placement; `log` gets each iteration's figures as they come."""
+    cfg = cfg or PathFinderCfg()
     geo = Geometry(die)
-    n_ft = die.routing.feedthroughs
-    used_ft: set[tuple[int, int, int]] = set()
-    pieces: dict[int, list[tuple[str, list[Stub]]]] = {}
-    fts: dict[str, tuple] = {}
-    for net in pl.nets:
-        stubs = [pin_stub(geo, pl, p.tile, p.pin) for p in net.pins]
-        chans = sorted({s.channel for s in stubs})
-        per_chan: dict[int, list[Stub]] = {c: [s for s in stubs if s.channel == c] for c in chans}
-        if len(chans) > 1:
-            lo, hi = chans[0], chans[-1]
-            mid = sorted(s.x for s in stubs)[len(stubs) // 2]
-            cols = sorted(range(die.grid.n_cols), key=lambda c: (abs(c * geo.pitch_x + geo.tile_w - mid), c))
-            chosen = None
-            for c in cols:
-                ks = [next((k for k in range(n_ft) if (c, r, k) not in used_ft), None) for r in range(lo, hi)]
-                if all(k is not None for k in ks):
-                    chosen = [(c, r, k) for r, k in zip(range(lo, hi), ks)]
-                    break
-            if chosen is None:
-                raise UserError(f"cannot route net {net.name}: no column has a free feedthrough in every row {lo}..{hi - 1}")
-            used_ft.update(chosen)
-            fts[net.name] = tuple(chosen)
-            for c, r, k in chosen:
-                a, b = ft_stubs(geo, c, r, k)
-                per_chan.setdefault(r, []).append(a)
-                per_chan.setdefault(r + 1, []).append(b)
-        for ch, ss in per_chan.items():
-            pieces.setdefault(ch, []).append((net.name, sorted(ss, key=lambda s: s.x)))
-    segments, tracks_used = _assign_tracks(pieces, geo, die)
-    return Routing(segments, fts, tracks_used)
-
-
-def _assign_tracks(pieces: dict[int, list[tuple[str, list[Stub]]]], geo: Geometry, die: Die):
-    space = 2 * geo.wire_end + die.rules.metal_space  # min distance between via centres of two pieces on a track
-    segments: list[Segment] = []
+    g = build_rrgraph(pl, die)
+    terminals = _terminals(pl, g)
+    pf = PathFinder(g, terminals, geo.pitch_x, cfg)
+    try:
+        neg = pf.run(lambda route: _length(g, route), log)
+    except NoPath as e:
+        c, _, i = g.decode(e.target)
+        raise UserError(f"cannot route net {pl.nets[e.net].name}: no path in the fabric of die {die.name} to "
+                        f"{g.columns[c][i].what[4:]} (channel {c}); the die has {die.routing.feedthroughs} feedthroughs per gap") from None
+    if neg.iterations[-1].overused:
+        raise UserError(_congestion_message(pl, g, neg, die, stalled=len(neg.iterations) < cfg.max_iterations))
+    segments, fts = [], {}
+    for net, route in zip(pl.nets, neg.routes):
+        segments.extend(_segments(g, net.name, route))
+        used = sorted(g.ft_of[v] for v in route.tree if v in g.ft_of)
+        if used:
+            fts[net.name] = tuple(dict.fromkeys(used))
     tracks_used: dict[int, int] = {}
-    for ch in sorted(pieces):
-        items = sorted(pieces[ch], key=lambda it: (it[1][0].x, it[1][-1].x, it[0]))
-        ends: list[int] = []  # last x1 per track
-        for net, ss in items:
-            x0, x1 = ss[0].x, ss[-1].x
-            t = next((i for i, e in enumerate(ends) if x0 - e >= space), None)
-            if t is None:
-                t = len(ends)
-                ends.append(0)
-            ends[t] = x1
-            segments.append(Segment(net, ch, t, x0, x1, tuple(ss)))
-        tracks_used[ch] = len(ends)
-        if len(ends) > die.routing.channel_tracks:
-            over = [s.net for s in segments if s.channel == ch and s.track >= die.routing.channel_tracks]
-            raise UserError(
-                f"cannot route: channel {ch} (under site row {ch}) needs {len(ends)} tracks, die {die.name} has "
-                f"{die.routing.channel_tracks}; nets over capacity: {', '.join(over[:5])}{' ...' if len(over) > 5 else ''}"
-            )
-    return tuple(segments), tracks_used
+    for s in segments:
+        tracks_used[s.channel] = max(tracks_used.get(s.channel, 0), s.track + 1)
+    return Routing(tuple(segments), fts, dict(sorted(tracks_used.items())), tuple(neg.iterations))
+
+
+def _terminals(pl: Placement, g: RRGraph) -> list[list[int]]:
+    """Per net, the stub ids of its pins, first driver first."""
+    where = {col.what: g.stub(c, i) for c, chan in enumerate(g.columns) for i, col in enumerate(chan) if col.ft is None}
+    return [list(dict.fromkeys(where[f"pin {p}"] for p in net.pins)) for net in pl.nets]
+
+
+def _runs(g: RRGraph, route: NetRoute):
+    """(channel, track, first column, last column, via columns) of each piece of a net's tree."""
+    tracks: dict[tuple[int, int], list[int]] = {}
+    vias: dict[tuple[int, int], set[int]] = {}
+    M, T1 = g.M, g.T1
+    for v, parent in route.tree.items():
+        q, i = divmod(v, M)
+        c, t1 = divmod(q, T1)
+        if t1:
+            tracks.setdefault((c, t1 - 1), []).append(i)
+        if parent >= 0:
+            pt1 = parent // M % T1
+            if (t1 == 0) != (pt1 == 0):  # a hop between a stub and a track: a via at that column
+                vias.setdefault((c, t1 + pt1 - 1), set()).add(i)
+    out = []
+    for (c, t), cols in sorted(tracks.items()):
+        xs, via = g.xs[c], vias.get((c, t), set())
+        cols.sort()
+        start = prev = cols[0]
+        for i in cols[1:] + [None]:
+            if i is not None and (i == prev + 1 or xs[i] - xs[prev] < g.min_gap):
+                prev = i
+                continue
+            on = sorted(j for j in via if start <= j <= prev)
+            assert on and on[0] == start and on[-1] == prev and len(on) >= 2, f"track piece without end vias: {c, t, start, prev, on}"
+            out.append((c, t, start, prev, on))
+            if i is not None:
+                start = prev = i
+    return out
+
+
+def _length(g: RRGraph, route: NetRoute) -> int:
+    return sum(g.xs[c][i1] - g.xs[c][i0] for c, _, i0, i1, _ in _runs(g, route))
+
+
+def _segments(g: RRGraph, net: str, route: NetRoute) -> list[Segment]:
+    out = []
+    for c, t, i0, i1, on in _runs(g, route):
+        stubs = tuple(Stub(c, g.xs[c][j], g.columns[c][j].what) for j in on)
+        out.append(Segment(net, c, t, g.xs[c][i0], g.xs[c][i1], stubs))
+    return out
+
+
+def _congestion_message(pl: Placement, g: RRGraph, neg: Negotiation, die: Die, stalled: bool) -> str:
+    over = sorted(r for r, k in neg.occ.items() if k > 1)
+    region: dict[int, tuple[int, int]] = {}
+    for r in over:
+        c, x0, x1 = g.where(r)
+        lo, hi = region.get(c, (x0, x1))
+        region[c] = (min(lo, x0), max(hi, x1))
+    names = [net.name for net, route in zip(pl.nets, neg.routes) if not route.held.isdisjoint(over)]
+    worst = sorted(region, key=lambda c: (-sum(g.where(r)[0] == c for r in over), c))[:3]
+    where = "; ".join(f"channel {c} x {region[c][0] / 1000:.1f}-{region[c][1] / 1000:.1f} um" for c in worst)
+    more = f" (+{len(region) - 3} channels)" if len(region) > 3 else ""
+    after = f"after {len(neg.iterations)} PathFinder iterations{' (no progress in the last ones)' if stalled else ''}"
+    return (f"cannot route: {len(over)} routing resources still shared {after} "
+            f"on die {die.name} ({die.routing.channel_tracks} tracks per channel); congested: {where}{more}; "
+            f"unroutable nets: {', '.join(names[:8])}{' ...' if len(names) > 8 else ''}")

@@ -11,6 +11,7 @@ from taalas_compile.errors import UserError
 from taalas_compile.frontend.lower import lower_args
 from taalas_compile.inputs import args_of
 from taalas_compile.mapper.place import map_graph
+from taalas_compile.mapper.refine import refine_placement
 from taalas_compile.mapper.route import route_nets
 from taalas_compile.plan.estimate import fit, mask_bytes_estimate, performance
 from taalas_compile.quant.plan import assign_bits, bits_per_weight
@@ -36,7 +37,7 @@ def plan_summary(target: str, die_ref: str | None = None) -> dict:
     args = args_of(r.model.architecture)
     g = lower_args(args)
     bits = assign_bits(g, r.quant, die)
-    pl = map_graph(g, bits, die, r.target)
+    pl = refine_placement(map_graph(g, bits, die, r.target), die)
     routing = route_nets(pl, die)
     f = fit(pl, die, routing.tracks_used)
     return {"source": f"recipe {r.name} (estimate, no weights needed)", "recipe": r.name, "die": die.name,

@@ -10,8 +10,8 @@ from taalas_compile.die.geometry import Geometry
 from taalas_compile.errors import UserError
 from taalas_compile.frontend.lower import lower_args
 from taalas_compile.inputs import args_of
-from taalas_compile.mapper.place import map_graph, mac_blocks
-from taalas_compile.mapper.route import route_nets
+from taalas_compile.mapper.place import mac_blocks, map_graph
+from taalas_compile.mapper.route import PathFinderCfg, route_nets
 from taalas_compile.quant.codes import QuantSpec
 from taalas_compile.quant.plan import assign_bits
 
@@ -75,8 +75,9 @@ def test_routes_have_no_overlapping_pieces_on_a_track():
 def test_congested_channel_is_a_clear_error():
     _, pl, die = placed()
     tight = die.model_copy(update={"routing": die.routing.model_copy(update={"channel_tracks": 2})})
-    with pytest.raises(UserError, match=r"cannot route: channel \d+ .* needs \d+ tracks, die mini has 2; nets over capacity"):
-        route_nets(pl, tight)
+    with pytest.raises(UserError, match=r"cannot route: \d+ routing resources still shared after 4 PathFinder iterations "
+                                        r"on die mini \(2 tracks per channel\); congested: channel \d+ x [\d.]+-[\d.]+ um.*; unroutable nets: "):
+        route_nets(pl, tight, PathFinderCfg(max_iterations=4))
 
 
 def test_kv_cache_sized_from_context_and_sequences():
