@@ -135,6 +135,14 @@ def plan(res: dict) -> None:
         t.add_row(f"{k} tiles", f"{v['used']:,} / {v['available']:,} ({v['utilization']:.0%})")
     t.add_row("ROM digit cells", f"{f['rom_digits']['used']:,} / {f['rom_digits']['available']:,} ({f['rom_digits']['utilization']:.0%})")
     t.add_row("SRAM (KV + LoRA)", f"{_size(f['sram_bytes']['kv'])} + {_size(f['sram_bytes']['lora'])} of {_size(f['sram_bytes']['available'])}")
+    pr = res.get("placement")
+    if pr:
+        change = f" ({pr['hpwl_change']:+.0%} by placement refinement)" if "hpwl_change" in pr else ""
+        t.add_row("placement wirelength (HPWL)", f"{pr['hpwl_nm'] / 1e6:,.2f} mm over {pr['nets']} nets{change}")
+        ws = pr["worst_stage"]
+        t.add_row("worst pipeline stage", f"{ws['block']}: {ws['cycles_critical']:,.0f} cycles critical path")
+    if "routed_wirelength_nm" in res:
+        t.add_row("routed wirelength", f"{res['routed_wirelength_nm'] / 1e6:,.2f} mm, {res['router_iterations']} PathFinder iterations")
     if "routing" in f:
         t.add_row("worst channel", f"{f['routing']['worst_channel_tracks']} / {f['routing']['available']} tracks")
     p = res["performance"]

@@ -32,3 +32,10 @@ def test_masks_that_would_not_fit_on_disk_are_refused(tiny_chip, monkeypatch, tm
     monkeypatch.setattr(estimate.shutil, "disk_usage", lambda p: namedtuple("U", "total used free")(1, 1, 1000))
     with pytest.raises(UserError, match=r"GDSII masks would take ~.* GB .* GB free"):
         estimate.check_resources(pl, load_die("mini"), tmp_path / "new")
+
+
+def test_plan_reports_placement_wirelength_and_worst_stage():
+    p = plan_summary("stories260k")
+    pr = p["placement"]
+    assert pr["hpwl_change"] < 0 and pr["hpwl_nm"] > 0 and pr["worst_stage"]["block"].startswith("L")
+    assert p["router_iterations"] >= 1 and p["routed_wirelength_nm"] > 0
