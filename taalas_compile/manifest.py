@@ -55,4 +55,32 @@ def manifest(inp, c, out: Path) -> dict:
             "nets": len(c.placement.nets),
         },
         "bits": {name: spec.bits for name, spec in c.plan.items()},
+        "quant": quant_record(inp, c),
+        "calibration": calibration_record(inp, c, out),
     }
+
+
+def quant_record(inp, c) -> dict:
+    """How the bits and codes were decided, per tensor, and the quality measured at compile time."""
+    a = c.allocation
+    cfg = inp.recipe.quant
+    opts = [list(o) for o in cfg.options]
+    return {
+        "policy": a.policy if a else cfg.policy, "method": a.method if a else cfg.method,
+        "budget_bits": cfg.budget_bits, "notes": list(a.notes) if a else [],
+        "tensors": {name: {"bits": spec.bits, "group": spec.group,
+                           **({"sensitivity_kl": a.sensitivity[name][opts.index([spec.bits, spec.group])]}
+                              if a and a.sensitivity and [spec.bits, spec.group] in opts else {})}
+                    for name, spec in c.plan.items()},
+        "quality": c.quality,
+    }
+
+
+def calibration_record(inp, c, out: Path) -> dict | None:
+    """The calibration data the codes depend on: `verify` re-reads and re-hashes it."""
+    if c.calib is None or inp.calib is None:
+        return None
+    n, s = c.calib.tokens.shape
+    return {"source": c.calib.source, "path": rel(inp.calib.path, out), "sha256": sha256(inp.calib.path),
+            "bytes": inp.calib.path.stat().st_size, "start_token": inp.calib.start_token, "tokens": inp.calib.tokens,
+            "context": inp.calib.context, "windows": n, "window_tokens": s}

@@ -13,12 +13,18 @@ from taalas_compile.config.loading import validate
 from taalas_compile.config.recipe import Recipe
 from taalas_compile.errors import UserError
 from taalas_compile.frontend.lower import lower_args
-from taalas_compile.inputs import Inputs, open_source
+from taalas_compile.inputs import CalibSource, Inputs, calibration_of, open_source
+from taalas_compile.manifest import sha256
 from taalas_compile.model.llama import Llama, build_model
 from taalas_compile.model.tokenizer import load_tokenizer
+from taalas_compile.quant.calibrate import Calibration
 from taalas_compile.quant.codes import QTensor, QuantSpec
-from taalas_compile.quant.plan import assign_bits
-from taalas_compile.quant.reference import build_quant_model, quantize_weights
+from taalas_compile.quant.plan import Allocation, allocate_bits
+from taalas_compile.quant.reference import (
+    build_quant_model,
+    quantize_weights,
+    sensitivity_of,
+)
 
 
 @dataclass
@@ -28,13 +34,19 @@ class References:
     qweights: dict[str, QTensor]
     float_model: Llama
     quant_model: Llama
+    allocation: Allocation
+    calib: Calibration | None
 
 
 def build_references(inp: Inputs) -> References:
+    """The float model and the quantized reference, made by the very calls the compile pipeline
+    makes (same calibration windows, same allocation, same quantizer), so its codes are the etched ones."""
     g = lower_args(inp.source.args)
-    plan = assign_bits(g, inp.recipe.quant, inp.die)
-    qw = quantize_weights(inp.source, plan, inp.recipe.quant.clip_search)
-    return References(g, plan, qw, build_model(inp.source), build_quant_model(inp.source, qw, inp.die.arith.act_bits))
+    act_bits = inp.die.arith.act_bits
+    calib = calibration_of(inp)
+    alloc = allocate_bits(g, inp.recipe.quant, inp.die, sensitivity_of(inp.source, calib, inp.recipe.quant, act_bits))
+    qw = quantize_weights(inp.source, alloc.plan, inp.recipe.quant, calib, act_bits)
+    return References(g, alloc.plan, qw, build_model(inp.source), build_quant_model(inp.source, qw, act_bits), alloc, calib)
 
 
 def read_manifest(out: Path) -> dict:
@@ -69,4 +81,18 @@ def inputs_of_chip(out: Path, man: dict) -> Inputs:
     if man.get("tokenizer"):
         tpath = (out / man["tokenizer"]["path"]).resolve()
         tok = load_tokenizer(tpath) if tpath.is_file() else None
-    return Inputs(recipe, (out / man["recipe"]["path"]).resolve(), die, (out / man["die"]["path"]).resolve(), source, wpath, tok, tpath if tok else None)
+    return Inputs(recipe, (out / man["recipe"]["path"]).resolve(), die, (out / man["die"]["path"]).resolve(), source, wpath, tok,
+                  tpath if tok else None, calib_of_chip(out, man))
+
+
+def calib_of_chip(out: Path, man: dict) -> CalibSource | None:
+    """The calibration source recorded in a manifest, re-hashed: the codes depend on it."""
+    c = man.get("calibration")
+    if not c:
+        return None
+    path = (out / c["path"]).resolve()
+    if not path.is_file():
+        raise UserError(f"calibration data {path} recorded in {out}/manifest.json is missing")
+    if sha256(path) != c["sha256"]:
+        raise UserError(f"calibration data {path} changed since {out} was compiled (sha256 differs)")
+    return CalibSource(path, c["start_token"], c["tokens"], c["context"])

@@ -49,8 +49,8 @@ def emulate_chip(out: Path, prompt: str, n: int) -> tuple[list[int], list[int], 
         raise UserError(f"emulation failed: {e}") from None
 
 
-def generate_reference(recipe, weights, tokenizer, die, prompt: str, n: int, precision: str):
-    inp = resolve(recipe, weights, tokenizer, die)
+def generate_reference(recipe, weights, tokenizer, die, prompt: str, n: int, precision: str, calib: Path | None = None):
+    inp = resolve(recipe, weights, tokenizer, die, calib)
     if precision == "quant":
         model = build_references(inp).quant_model
     else:
@@ -64,8 +64,8 @@ def generate_reference(recipe, weights, tokenizer, die, prompt: str, n: int, pre
         return ids, greedy(model, ids, n), inp.tokenizer
 
 
-def evaluate(recipe, weights, tokenizer, die, text: Path, context: int, max_tokens: int | None) -> dict:
-    inp = resolve(recipe, weights, tokenizer, die)
+def evaluate(recipe, weights, tokenizer, die, text: Path, context: int, max_tokens: int | None, calib: Path | None = None) -> dict:
+    inp = resolve(recipe, weights, tokenizer, die, calib)
     if inp.tokenizer is None:
         raise UserError("eval needs --tokenizer to turn the text into tokens")
     if not text.is_file():
@@ -80,4 +80,14 @@ def evaluate(recipe, weights, tokenizer, die, text: Path, context: int, max_toke
     res["bits_per_weight"] = bits_per_weight(refs.graph, refs.plan, inp.die)
     res["ppl_increase"] = res["ppl_quant"] / res["ppl_float"] - 1
     res.update({"recipe": inp.recipe.name, "die": inp.die.name, "context": context, "text": str(text)})
+    res["quant"] = quant_summary(refs, inp)
     return res
+
+
+def quant_summary(refs, inp) -> dict:
+    """How the quantized reference was made: policy, method, notes, calibration span, bits per tensor."""
+    a, c = refs.allocation, inp.calib
+    return {"policy": a.policy, "method": a.method, "notes": list(a.notes),
+            "calibration": None if refs.calib is None else
+            {"path": str(c.path), "start_token": c.start_token, "tokens": c.tokens, "context": c.context, "windows": int(refs.calib.tokens.shape[0])},
+            "tensors": {n: [s.bits, s.group] for n, s in refs.plan.items()}}

@@ -38,11 +38,12 @@ Tokenizer = Annotated[Optional[Path], typer.Option("--tokenizer", "-t", help="To
 DieOpt = Annotated[Optional[str], typer.Option("--die", help="Base die: a name from `taalas-compile dies` or a .toml path (default: the recipe's).")]
 Recipe = Annotated[str, typer.Argument(help="Recipe name (`taalas-compile recipes`) or a .toml path.")]
 ChipDir = Annotated[Path, typer.Argument(help="A compile output directory, e.g. out/tiny-llama.")]
+Calib = Annotated[Optional[Path], typer.Option("--calib", help="Calibration data for GPTQ and measured bits: a text file (tokenized with the model's tokenizer) or a .ids file of token ids (default: the recipe's [quant.calib]).")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 
 
 @app.command("compile")
-def compile_cmd(recipe: Recipe, weights: Weights = None, tokenizer: Tokenizer = None, die: DieOpt = None,
+def compile_cmd(recipe: Recipe, weights: Weights = None, tokenizer: Tokenizer = None, die: DieOpt = None, calib: Calib = None,
                 out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (default out/RECIPE).")] = None) -> None:
     """Compile RECIPE into masks (GDSII), layer properties, netlist and manifest.
 
@@ -55,7 +56,7 @@ def compile_cmd(recipe: Recipe, weights: Weights = None, tokenizer: Tokenizer = 
     from taalas_compile.inputs import resolve
     from taalas_compile.pipeline import compile_chip
 
-    inp = resolve(recipe, weights, tokenizer, die)
+    inp = resolve(recipe, weights, tokenizer, die, calib)
     out = out or Path("out") / inp.recipe.name
     with show.steps("compile") as step:
         doc = compile_chip(inp, out, step)
@@ -93,7 +94,7 @@ def emulate(chip: ChipDir, prompt: Annotated[str, typer.Option(help="Prompt text
 
 
 @app.command()
-def generate(recipe: Recipe, weights: Weights = None, tokenizer: Tokenizer = None, die: DieOpt = None,
+def generate(recipe: Recipe, weights: Weights = None, tokenizer: Tokenizer = None, die: DieOpt = None, calib: Calib = None,
              prompt: Annotated[str, typer.Option(help="Prompt text (token ids when there is no tokenizer).")] = "",
              tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 32,
              precision: Annotated[Precision, typer.Option(help="float: the checkpoint as is; quant: the etched codes and scales.")] = Precision.float) -> None:
@@ -103,12 +104,12 @@ def generate(recipe: Recipe, weights: Weights = None, tokenizer: Tokenizer = Non
     """
     from taalas_compile.run_chip import generate_reference
 
-    show.generated(*generate_reference(recipe, weights, tokenizer, die, prompt, tokens, precision.value))
+    show.generated(*generate_reference(recipe, weights, tokenizer, die, prompt, tokens, precision.value, calib))
 
 
 @app.command("eval")
 def eval_cmd(recipe: Recipe, text: Annotated[Path, typer.Option("--text", help="Text file to score.")],
-             weights: Weights = None, tokenizer: Tokenizer = None, die: DieOpt = None,
+             weights: Weights = None, tokenizer: Tokenizer = None, die: DieOpt = None, calib: Calib = None,
              context: Annotated[int, typer.Option(help="Window length including BOS.")] = 256,
              max_tokens: Annotated[Optional[int], typer.Option(help="Score only the first N tokens of the text.")] = None,
              json_out: JsonFlag = False) -> None:
@@ -118,7 +119,7 @@ def eval_cmd(recipe: Recipe, text: Annotated[Path, typer.Option("--text", help="
     """
     from taalas_compile.run_chip import evaluate
 
-    res = evaluate(recipe, weights, tokenizer, die, text, context, max_tokens)
+    res = evaluate(recipe, weights, tokenizer, die, text, context, max_tokens, calib)
     print(json.dumps(res, indent=1)) if json_out else show.evaluation(res)
 
 

@@ -49,14 +49,55 @@ class TokenizerCfg(Strict):
     hint: str = ""  # shown when a tokenizer is needed but missing
 
 
-class QuantCfg(Strict):
-    """Group-wise symmetric integer codes with one fp16 scale per group of `group_size` inputs."""
+class CalibCfg(Strict):
+    """Calibration data a recipe names: a text file, tokenized whole with the model's tokenizer
+    (so token positions match `eval`'s), windows of BOS + context - 1 tokens."""
 
+    text: str  # path: absolute, or relative to the repository root; `--calib FILE` replaces it
+    start_token: int = Field(default=0, ge=0)  # first token used (keep it clear of the text you score)
+    tokens: int = Field(default=20000, gt=0)  # tokens used from start_token on
+    context: int = Field(default=256, ge=2)  # window length, BOS included
+
+
+class QuantCfg(Strict):
+    """Group-wise symmetric integer codes with one fp16 scale per group of inputs (docs/quantization.md).
+
+    `policy` decides bits (and group size) per tensor: "rules" from `default_bits`, `group_size` and
+    the `bits` patterns; "measured" by a knapsack over `options` on measured sensitivity within
+    `budget_bits`. `method` decides the codes: "rtn" (round-to-nearest) or "gptq". Both "measured"
+    and "gptq" need calibration data; without it the compiler falls back to "rules" and "rtn" and
+    says so (on the terminal and in the manifest)."""
+
+    method: Literal["rtn", "gptq"] = "rtn"
+    policy: Literal["rules", "measured"] = "rules"
+    budget_bits: float | None = Field(default=None, gt=0)  # average stored bits/weight, scales counted
+    # (bits, group) a measured policy may give a tensor
+    options: list[tuple[Literal[3, 6], int]] = [(3, 32), (3, 64), (3, 128), (6, 32), (6, 64), (6, 128)]
     default_bits: Literal[3, 6] = 3
     group_size: int = Field(default=32, ge=4, le=1024)
-    clip_search: bool = True  # per-group MSE search of the clipping ratio (else absmax)
+    clip_search: bool = True  # per-group search of the clipping ratio (else absmax); Hessian-weighted in GPTQ
+    damp: float = Field(default=0.01, ge=0)  # GPTQ: fraction of mean(diag H) added to the diagonal
+    act_order: bool = True  # GPTQ: columns by descending diag H (groups stay static)
+    correct: bool = True  # GPTQ: target the float model's outputs from the quantized inputs
+    sensitivity_windows: int = Field(default=16, gt=0)  # calibration windows the sensitivity pass uses
+    tune_steps: int = Field(default=0, ge=0)  # Adam steps fitting the fp16 scales to the float model's outputs (0: off)
+    tune_lr: float = Field(default=3e-3, gt=0)  # peak learning rate of the log-scales (cosine decay)
+    tune_batch: int = Field(default=8, gt=0)  # calibration windows per tuning step
+    calib: CalibCfg | None = None  # default calibration data (for "gptq" / "measured")
     # fnmatch patterns over Hugging Face parameter names -> bits; the last matching pattern wins
     bits: dict[str, Literal[3, 6]] = {}
+
+    @model_validator(mode="after")
+    def _check(self) -> "QuantCfg":
+        if self.policy == "measured" and self.budget_bits is None:
+            raise ValueError("quant.policy = 'measured' needs quant.budget_bits (average bits per weight)")
+        if any(not 4 <= g <= 1024 for _, g in self.options):
+            raise ValueError("quant.options: group sizes must be within 4..1024")
+        return self
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.method == "gptq" or self.policy == "measured"
 
 
 class TargetCfg(Strict):

@@ -14,10 +14,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from taalas_compile.config.recipe import QuantCfg
 from taalas_compile.model.llama import Llama, build_model
 from taalas_compile.model.weights import WeightSource
+from taalas_compile.quant.cache import cache_key, cached_json, cached_qweights
+from taalas_compile.quant.calibrate import Calibration, gptq_model
 from taalas_compile.quant.codes import QTensor, QuantSpec, quantize_tensor, round_fp16
 from taalas_compile.quant.plan import weight_params
+from taalas_compile.quant.sensitivity import measure_sensitivity
+from taalas_compile.quant.tune import tune_scales
 
 
 def quantize_activation(x: torch.Tensor, group: int, bits: int) -> torch.Tensor:
@@ -43,9 +48,48 @@ class QLinear(nn.Module):
         return F.linear(quantize_activation(x, self.group, self.act_bits), self.weight)
 
 
-def quantize_weights(source: WeightSource, plan: dict[str, QuantSpec], clip_search: bool) -> dict[str, QTensor]:
-    """Every planned weight tensor quantized, tensor by tensor."""
-    return {name: quantize_tensor(source.get(name), spec, clip_search) for name, spec in plan.items()}
+def quantize_weights(source: WeightSource, plan: dict[str, QuantSpec], cfg: QuantCfg, calib: Calibration | None,
+                     act_bits: int) -> dict[str, QTensor]:
+    """Every planned weight tensor quantized: GPTQ layer by layer when the recipe asks for it and
+    there is calibration data, else round-to-nearest with (MSE) clip search, tensor by tensor;
+    then, with calibration data and `cfg.tune_steps`, the scales fitted end to end. Calibrated
+    results are cached by content (`quant/cache.py`)."""
+    if calib is None:
+        return {name: quantize_tensor(source.get(name), spec, cfg.clip_search) for name, spec in plan.items()}
+
+    def compute() -> dict[str, QTensor]:
+        if cfg.method == "gptq":
+            qw = gptq_model(source, plan, calib, act_bits, damp=cfg.damp, act_order=cfg.act_order, clip_search=cfg.clip_search,
+                            correct=cfg.correct, make_qlinear=lambda q: QLinear(q, act_bits),
+                            act_quant=lambda x, group: quantize_activation(x, group, act_bits))
+        else:
+            qw = {name: quantize_tensor(source.get(name), spec, cfg.clip_search) for name, spec in plan.items()}
+        return tune_scales(source, qw, calib.tokens, act_bits, steps=cfg.tune_steps, lr=cfg.tune_lr, batch=cfg.tune_batch)
+
+    key = cache_key("qweights", {"weights": weights_id(source), "calib": calib.tokens, "act_bits": act_bits,
+                                 "plan": {n: [s.bits, s.group] for n, s in plan.items()}, "cfg": cfg.model_dump(mode="json", exclude={"calib"})})
+    return cached_qweights(key, compute)
+
+
+def weights_id(source: WeightSource) -> dict:
+    """The weights' identity without the path they were opened by."""
+    f = source.fingerprint()
+    return {"kind": f.get("kind"), "seed": f.get("seed"), "sha256": [x["sha256"] for x in f.get("files", [])]}
+
+
+def sensitivity_of(source: WeightSource, calib: Calibration | None, cfg: QuantCfg, act_bits: int):
+    """The measured-sensitivity callback `allocate_bits` takes (None without calibration data)."""
+    if calib is None:
+        return None
+    tokens = calib.tokens[: cfg.sensitivity_windows]
+
+    def measure(names: list[str], options: list[QuantSpec]) -> dict[str, list[float]]:
+        key = cache_key("sensitivity", {"weights": weights_id(source), "calib": tokens, "act_bits": act_bits, "names": names,
+                                        "options": [[o.bits, o.group] for o in options], "clip": cfg.clip_search})
+        return cached_json(key, lambda: measure_sensitivity(source, names, options, tokens, cfg.clip_search,
+                                                            lambda q: QLinear(q, act_bits)))
+
+    return measure
 
 
 def build_quant_model(source: WeightSource, qweights: dict[str, QTensor], act_bits: int) -> Llama:

@@ -46,4 +46,6 @@ def test_eval_reproduces_the_float_perplexity(stories_path, tok512_path, capsys,
                          *extra, "--json"))
     assert round(res["ppl_float"], 3) == ppl
     assert res["ppl_quant"] > res["ppl_float"] and 0 < res["kl"] and 0 < res["top1_agreement"] < 1
-    assert 4.0 < res["bits_per_weight"] < 5.0
+    assert 3.5 < res["bits_per_weight"] <= 4.0  # the default recipe's measured budget
+    assert res["quant"]["policy"] == "measured" and res["quant"]["method"] == "gptq"
+    assert res["quant"]["calibration"]["start_token"] == 40000  # disjoint from the scored span

@@ -1,0 +1,90 @@
+"""Quantizer comparison on the real stories260K model (issue 3's table and bits/weight curve).
+
+Protocol: tinystories.txt tokenized whole with tok512.bin; the first 20,000 tokens scored in
+windows of BOS + 255; calibration on tokens 40,000 onward of the same file (the recipe's
+[quant.calib]). Every scheme runs the quantized reference (etched codes, fp16 scales, int8
+activations), bits/weight count the fp16 scales.
+
+    python benchmarks/quant_table.py            # ~10-20 min on 2 cores; results are cached
+    python benchmarks/quant_table.py --json out/quant_table.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from taalas_compile.inputs import calib_source, resolve
+from taalas_compile.model.perplexity import compare, make_windows
+from taalas_compile.paths import ROOT
+from taalas_compile.quant.plan import bits_per_weight
+from taalas_compile.reference import build_references
+
+MODELS = ROOT.parent / "shared" / "models"
+RULES = {"policy": "rules", "method": "rtn", "tune_steps": 0, "correct": False}
+Q3KM = {"*.v_proj.weight": 6, "*.o_proj.weight": 6, "*.down_proj.weight": 6, "model.embed_tokens.weight": 6}
+
+# (label, changes to the default stories260k [quant] settings)
+SCHEMES = [
+    ("Q3_K_M-like 3/6 mix, RTN + clip search (anchor)", {**RULES, "bits": Q3KM, "budget_bits": None}),
+    ("same mix, plain GPTQ (anchor)", {**RULES, "method": "gptq", "bits": Q3KM, "budget_bits": None}),
+    ("all 3-bit, plain GPTQ, group 32 (anchor)", {**RULES, "method": "gptq", "bits": {}, "budget_bits": None}),
+    ("same mix, our GPTQ + scale tuning", {"policy": "rules", "bits": Q3KM, "budget_bits": None}),
+    ("**ours, default stories260k recipe**", {}),
+]
+CURVE = (3.5, 4.0, 4.5, 5.0)
+
+
+def measure(base, changes: dict, windows) -> dict:
+    q = base.recipe.quant.model_copy(update=changes)
+    r = base.recipe.model_copy(update={"quant": q})
+    inp = replace(base, recipe=r, calib=calib_source(r, None))
+    t0 = time.perf_counter()
+    refs = build_references(inp)
+    with torch.no_grad():
+        res = compare(refs.float_model, refs.quant_model, windows)
+    return {"bits_per_weight": bits_per_weight(refs.graph, refs.plan, inp.die), "ppl_float": res["ppl_float"],
+            "ppl_quant": res["ppl_quant"], "ppl_increase": res["ppl_quant"] / res["ppl_float"] - 1, "kl": res["kl"],
+            "top1_agreement": res["top1_agreement"], "seconds": time.perf_counter() - t0,
+            "six_bit_tensors": sum(s.bits == 6 for s in refs.plan.values())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", type=Path, default=MODELS / "stories260K" / "stories260K.bin")
+    ap.add_argument("--tokenizer", type=Path, default=MODELS / "stories260K" / "tok512.bin")
+    ap.add_argument("--text", type=Path, default=MODELS / "tinystories_text" / "tinystories.txt")
+    ap.add_argument("--max-tokens", type=int, default=20000)
+    ap.add_argument("--context", type=int, default=256)
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    a = ap.parse_args()
+    base = resolve("stories260k", a.weights, a.tokenizer)
+    stream = base.tokenizer.encode(a.text.read_text(encoding="utf-8", errors="replace"), bos=True)
+    windows = make_windows(stream, a.context, base.tokenizer.bos_id, a.max_tokens)
+    rows = []
+    print("| scheme on stories260K | bits/weight | PPL vs float | KL | top-1 agreement |")
+    print("| --- | --- | --- | --- | --- |")
+    for label, changes in SCHEMES:
+        m = measure(base, changes, windows)
+        rows.append({"scheme": label, **m})
+        print(f"| {label} | {m['bits_per_weight']:.2f} | {m['ppl_increase']:+.1%} | {m['kl']:.3f} | {m['top1_agreement']:.1%} |", flush=True)
+    print(f"\nfloat perplexity {rows[0]['ppl_float']:.3f} ({len(windows)} windows, {sum(len(w) - 1 for w in windows):,} tokens scored)\n")
+    print("| budget (bits/weight) | bits/weight | PPL vs float | KL | 6-bit tensors |")
+    print("| --- | --- | --- | --- | --- |")
+    curve = []
+    for b in CURVE:
+        m = measure(base, {"budget_bits": b}, windows)
+        curve.append({"budget_bits": b, **m})
+        print(f"| {b} | {m['bits_per_weight']:.2f} | {m['ppl_increase']:+.1%} | {m['kl']:.3f} | {m['six_bit_tensors']} |", flush=True)
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps({"table": rows, "curve": curve}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
