@@ -4,7 +4,6 @@ step's IR. `Compiled` keeps every IR so tests and tools can look at any stage.""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,13 +25,18 @@ from taalas_compile.mapper.ir import Placement
 from taalas_compile.mapper.place import map_graph
 from taalas_compile.mapper.refine import refine_placement
 from taalas_compile.mapper.route import Routing, route_nets
-from taalas_compile.plan.estimate import check_resources
-from taalas_compile.quant.codes import QTensor, QuantSpec
 from taalas_compile.model.llama import build_model
 from taalas_compile.model.perplexity import compare
+from taalas_compile.plan.estimate import check_resources
 from taalas_compile.quant.calibrate import Calibration
+from taalas_compile.quant.codes import QTensor, QuantSpec
 from taalas_compile.quant.plan import Allocation, allocate_bits
-from taalas_compile.quant.reference import build_quant_model, quantize_weights, sensitivity_of
+from taalas_compile.quant.reference import (
+    build_quant_model,
+    quantize_weights,
+    sensitivity_of,
+)
+from taalas_compile.timing import step_timer
 
 MASKS = "chip.gds"
 
@@ -51,23 +55,12 @@ class Compiled:
     quality: dict | None = None  # float vs quantized on the calibration windows
 
 
-def _timer(seconds: dict[str, float], step: Callable[[str], None]):
-    def timed(name, fn, *a):
-        step(name)
-        t0 = time.perf_counter()
-        out = fn(*a)
-        seconds[name] = time.perf_counter() - t0
-        return out
-
-    return timed
-
-
 def compile_ir(inp: Inputs, step: Callable[[str], None] = lambda s: None, check: Callable | None = None) -> Compiled:
     """Everything up to (not including) writing files. `check(placement)` runs before the
     weights are quantized (the disk and memory pre-flight; a measured bit policy has read them
     once already to measure sensitivity)."""
     t: dict[str, float] = {}
-    timed = _timer(t, step)
+    timed = step_timer(t, step)
     r, die, src = inp.recipe, inp.die, inp.source
     act_bits = die.arith.act_bits
     graph = timed("lower", lower_args, src.args)  # PyTorch -> layer dataflow graph
@@ -101,7 +94,7 @@ def compile_chip(inp: Inputs, out: Path, step: Callable[[str], None] = lambda s:
     """Compile and write `out/`: masks, layer properties, netlist, ROM images, graph, manifest."""
     c = compile_ir(inp, step, check=lambda pl: check_resources(pl, inp.die, out))
     out.mkdir(parents=True, exist_ok=True)
-    timed = _timer(c.seconds, step)
+    timed = step_timer(c.seconds, step)
     timed("write masks", write_masks, out / MASKS, inp.recipe.name, c.placement, c.routing, c.roms, inp.die)
     timed("write netlist", write_netlist, out, c.placement, c.roms, inp.die, MASKS)
     write_lyp(out / "chip.lyp", inp.die)

@@ -13,7 +13,13 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from taalas_compile.config.loading import Strict, read_toml, validate
+from taalas_compile.config.loading import (
+    Strict,
+    find_config,
+    read_toml,
+    shipped,
+    validate,
+)
 from taalas_compile.errors import UserError
 from taalas_compile.paths import DIES_DIR
 
@@ -190,16 +196,12 @@ class Die(Strict):
 
 
 def available_dies() -> list[str]:
-    return sorted(p.stem for p in DIES_DIR.glob("*.toml"))
+    return shipped(DIES_DIR)
 
 
 def load_die(name_or_path: str | Path) -> Die:
     """A die by name (`base_die/NAME.toml`) or by path to a TOML file."""
-    p = Path(name_or_path)
-    if p.suffix != ".toml":
-        p = DIES_DIR / f"{name_or_path}.toml"
-        if not p.is_file():
-            raise UserError(f"unknown die '{name_or_path}' (shipped: {', '.join(available_dies())})")
+    p = find_config(name_or_path, DIES_DIR, "die")
     die = validate(Die, read_toml(p, "die"), f"die {p}")
     from taalas_compile.die.geometry import (
         check_rules,  # the die's own geometry must be DRC-clean

@@ -22,6 +22,22 @@ def read_toml(path: Path, what: str) -> dict:
         raise UserError(f"{what} {path}: not valid TOML: {e}") from None
 
 
+def shipped(folder: Path) -> list[str]:
+    """Names of the TOML files that ship in `folder`."""
+    return sorted(p.stem for p in folder.glob("*.toml"))
+
+
+def find_config(name_or_path: str | Path, folder: Path, what: str) -> Path:
+    """A shipped config by name (`folder/NAME.toml`), or any path ending in .toml."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml":
+        return p
+    p = folder / f"{name_or_path}.toml"
+    if not p.is_file():
+        raise UserError(f"unknown {what} '{name_or_path}' (shipped: {', '.join(shipped(folder))}; or pass a .toml path)")
+    return p
+
+
 def validate(model: type[M], data: dict, where: str) -> M:
     """Build `model` from `data`; the first validation problem becomes a one-line UserError."""
     try:

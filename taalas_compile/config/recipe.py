@@ -8,8 +8,13 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from taalas_compile.config.loading import Strict, read_toml, validate
-from taalas_compile.errors import UserError
+from taalas_compile.config.loading import (
+    Strict,
+    find_config,
+    read_toml,
+    shipped,
+    validate,
+)
 from taalas_compile.paths import RECIPES_DIR
 
 
@@ -123,13 +128,10 @@ class Recipe(Strict):
 
 
 def available_recipes() -> list[str]:
-    return sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
+    return shipped(RECIPES_DIR)
 
 
 def load_recipe(name_or_path: str | Path) -> Recipe:
-    p = Path(name_or_path)
-    if p.suffix != ".toml":
-        p = RECIPES_DIR / f"{name_or_path}.toml"
-        if not p.is_file():
-            raise UserError(f"unknown recipe '{name_or_path}' (shipped: {', '.join(available_recipes())}; or pass a .toml path)")
+    """A recipe by name (`recipes/NAME.toml`) or by path to a TOML file."""
+    p = find_config(name_or_path, RECIPES_DIR, "recipe")
     return validate(Recipe, read_toml(p, "recipe"), f"recipe {p}")

@@ -13,8 +13,8 @@ from taalas_compile.inputs import args_of
 from taalas_compile.mapper.place import map_graph
 from taalas_compile.mapper.refine import refine_placement
 from taalas_compile.mapper.route import route_nets
-from taalas_compile.plan.placement_report import placement_report
 from taalas_compile.plan.estimate import fit, mask_bytes_estimate, performance
+from taalas_compile.plan.placement_report import placement_report
 from taalas_compile.quant.plan import assign_bits, bits_per_weight
 from taalas_compile.reference import read_manifest
 

@@ -34,6 +34,7 @@ from taalas_compile.signoff.extract import extract, read_layout
 from taalas_compile.signoff.findings import Findings, Violation
 from taalas_compile.signoff.lvs import check_netlist_roms, compare_nets, compare_roms
 from taalas_compile.signoff.markers import write_results
+from taalas_compile.timing import step_timer
 
 # int8 activations make the arithmetic discontinuous: emulator and reference agree bit for bit
 # until a float-ordering difference flips one rounding, after which logits differ by about one
@@ -89,13 +90,7 @@ def verify(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: N
     die = chip_die(out, man)
     f = Findings()
     seconds: dict[str, float] = {}
-
-    def timed(name, fn, *a):
-        step(name)
-        t = time.perf_counter()
-        r = fn(*a)
-        seconds[name] = time.perf_counter() - t
-        return r
+    timed = step_timer(seconds, step)
 
     timed("netlist", check_netlist_roms, pl, roms, doc, f)
     lay = timed("read masks", read_layout, out / doc["masks"], die, f)
