@@ -12,11 +12,12 @@ import networkx as nx
 import numpy as np
 import torch
 
-from taalas_compile.backend.masks import write_atomic, write_lyp, write_masks
+from taalas_compile.backend.masks import write_lyp, write_masks
 from taalas_compile.backend.netlist import write_netlist
 from taalas_compile.backend.render import render_floorplan
 from taalas_compile.backend.roms import build_roms
 from taalas_compile.die.geometry import Geometry
+from taalas_compile.files import write_atomic
 from taalas_compile.frontend.ir import graph_to_json
 from taalas_compile.frontend.lower import lower_args
 from taalas_compile.inputs import Inputs, calibration_of

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from taalas_compile.config.die import Die, load_die
 from taalas_compile.config.loading import validate
 from taalas_compile.config.recipe import Recipe
 from taalas_compile.errors import UserError
+from taalas_compile.files import read_json
 from taalas_compile.frontend.lower import lower_args
 from taalas_compile.inputs import CalibSource, Inputs, calibration_of, open_source
 from taalas_compile.manifest import sha256
@@ -50,13 +50,7 @@ def build_references(inp: Inputs) -> References:
 
 
 def read_manifest(out: Path) -> dict:
-    path = out / "manifest.json"
-    if not path.is_file():
-        raise UserError(f"{out}: no manifest.json (is this a compile output directory?)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: not valid JSON: {e}") from None
+    return read_json(out / "manifest.json", "is this a compile output directory?")
 
 
 def chip_die(out: Path, man: dict) -> Die:

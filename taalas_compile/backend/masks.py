@@ -15,7 +15,6 @@ Output is byte-reproducible: fixed timestamp, deterministic order, integer nm co
 from __future__ import annotations
 
 import datetime
-import os
 import re
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import numpy as np
 from taalas_compile.config.die import Die
 from taalas_compile.die.geometry import OUTPUT_SITE, SITE_OF_DIGIT, Geometry
 from taalas_compile.die.rom_format import NO_CELL
+from taalas_compile.files import write_atomic
 from taalas_compile.mapper.ir import Placement
 from taalas_compile.mapper.route import Routing
 
@@ -110,13 +110,6 @@ def build_library(top: str, pl: Placement, routing: Routing, roms: dict[str, np.
     chip.add(gdstk.Reference(rc))
     lib.add(chip)
     return lib
-
-
-def write_atomic(path: Path, write) -> None:
-    """Write through a temporary name and rename, so a crash never leaves half a file in place."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def write_masks(path: Path, top: str, pl: Placement, routing: Routing, roms: dict[str, np.ndarray], die: Die) -> None:

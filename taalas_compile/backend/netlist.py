@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from taalas_compile.backend.masks import cell_name, write_atomic
+from taalas_compile.backend.masks import cell_name
 from taalas_compile.config.die import Die
 from taalas_compile.die.geometry import Geometry
 from taalas_compile.errors import UserError
+from taalas_compile.files import read_json, write_atomic
 from taalas_compile.mapper.ir import Net, Pin, Placement, Role, Slice, Tile
 
 FORMAT, VERSION = "taalas-netlist", 1
@@ -57,12 +58,7 @@ def _pin(s: str) -> Pin:
 
 def read_netlist(out: Path) -> tuple[Placement, dict[str, np.ndarray], dict]:
     path = out / "netlist.json"
-    if not path.is_file():
-        raise UserError(f"{out}: no netlist.json (is this a compile output directory?)")
-    try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: not valid JSON: {e}") from None
+    doc = read_json(path, "is this a compile output directory?")
     if doc.get("format") != FORMAT or doc.get("version") != VERSION:
         raise UserError(f"{path}: not a {FORMAT} v{VERSION} file")
     tiles = tuple(

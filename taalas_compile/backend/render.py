@@ -7,7 +7,7 @@ from pathlib import Path
 import klayout.db as kdb
 import klayout.lay as klay
 
-from taalas_compile.backend.masks import write_atomic
+from taalas_compile.files import write_atomic
 
 
 def render_floorplan(gds: Path, lyp: Path, png: Path, die_size_nm: tuple[int, int], width_px: int = 1600) -> None:

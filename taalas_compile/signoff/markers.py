@@ -9,7 +9,7 @@ from pathlib import Path
 import klayout.db as kdb
 import klayout.rdb as rdb
 
-from taalas_compile.backend.masks import write_atomic
+from taalas_compile.files import write_atomic
 
 MARKER_HALF_UM = 0.2  # half-size of the box drawn around a violation's location
 
