@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,3 +26,23 @@ def read_json(path: Path, hint: str = "") -> dict:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: not valid JSON: {e}") from None
+
+
+def staging_dir(out: Path) -> Path:
+    """An empty sibling of `out` to build a whole output directory in (same depth, so paths
+    recorded relative to it read the same once it is renamed to `out`)."""
+    tmp = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)  # what a crashed run left behind
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def replace_dir(tmp: Path, out: Path) -> None:
+    """Put the finished `tmp` in place of `out`: nothing of an earlier output (a stale sign-off
+    included) survives next to new masks, and a failed compile never touches `out`."""
+    old = out.with_name(f".{out.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)

@@ -17,7 +17,7 @@ from taalas_compile.backend.netlist import write_netlist
 from taalas_compile.backend.render import render_floorplan
 from taalas_compile.backend.roms import build_roms
 from taalas_compile.die.geometry import Geometry
-from taalas_compile.files import write_atomic
+from taalas_compile.files import replace_dir, staging_dir
 from taalas_compile.frontend.ir import graph_to_json
 from taalas_compile.frontend.lower import lower_args
 from taalas_compile.inputs import Inputs, calibration_of
@@ -92,18 +92,20 @@ def calib_quality(src, qweights: dict[str, QTensor], calib: Calibration | None, 
 
 
 def compile_chip(inp: Inputs, out: Path, step: Callable[[str], None] = lambda s: None) -> dict:
-    """Compile and write `out/`: masks, layer properties, netlist, ROM images, graph, manifest."""
+    """Compile and write `out/`: masks, layer properties, netlist, ROM images, graph, manifest.
+    Everything is written into a staging directory that replaces `out` only when complete."""
     c = compile_ir(inp, step, check=lambda pl: check_resources(pl, inp.die, out))
-    out.mkdir(parents=True, exist_ok=True)
+    tmp = staging_dir(out)
     timed = step_timer(c.seconds, step)
-    timed("write masks", write_masks, out / MASKS, inp.recipe.name, c.placement, c.routing, c.roms, inp.die)
-    timed("write netlist", write_netlist, out, c.placement, c.roms, inp.die, MASKS)
-    write_lyp(out / "chip.lyp", inp.die)
-    timed("render floorplan", render_floorplan, out / MASKS, out / "chip.lyp", out / "floorplan.png", Geometry(inp.die).size)
-    write_atomic(out / "graph.json", lambda p: p.write_text(json.dumps(graph_to_json(c.graph), indent=1) + "\n"))
-    doc = manifest(inp, c, out)
-    write_atomic(out / "manifest.json", lambda p: p.write_text(json.dumps(doc, indent=1) + "\n"))
+    timed("write masks", write_masks, tmp / MASKS, inp.recipe.name, c.placement, c.routing, c.roms, inp.die)
+    timed("write netlist", write_netlist, tmp, c.placement, c.roms, inp.die, MASKS)
+    write_lyp(tmp / "chip.lyp", inp.die)
+    timed("render floorplan", render_floorplan, tmp / MASKS, tmp / "chip.lyp", tmp / "floorplan.png", Geometry(inp.die).size)
+    (tmp / "graph.json").write_text(json.dumps(graph_to_json(c.graph), indent=1) + "\n")
+    doc = manifest(inp, c, tmp)
+    (tmp / "manifest.json").write_text(json.dumps(doc, indent=1) + "\n")
     # the one file that is not reproducible: how long this run took
     run = {"seconds": c.seconds, "router": [asdict(it) for it in c.routing.iterations]}
-    write_atomic(out / "run.json", lambda p: p.write_text(json.dumps(run, indent=1) + "\n"))
+    (tmp / "run.json").write_text(json.dumps(run, indent=1) + "\n")
+    replace_dir(tmp, out)
     return doc
