@@ -3,6 +3,7 @@
 from collections import Counter
 
 import pytest
+from mapped_models import placed
 
 from taalas_compile.config.die import load_die
 from taalas_compile.config.recipe import TargetCfg, load_recipe
@@ -14,13 +15,6 @@ from taalas_compile.mapper.place import mac_blocks, map_graph
 from taalas_compile.mapper.route import PathFinderCfg, route_nets
 from taalas_compile.quant.codes import QuantSpec
 from taalas_compile.quant.plan import assign_bits
-
-
-def placed(recipe="stories260k", die="mini"):
-    r = load_recipe(recipe)
-    d = load_die(die)
-    g = lower_args(args_of(r.model.architecture))
-    return g, map_graph(g, assign_bits(g, r.quant, d), d, r.target), d
 
 
 def test_blocks_cover_the_matrix_once_on_group_boundaries():

@@ -3,28 +3,21 @@
 from dataclasses import replace
 
 import pytest
+from mapped_models import placement
 
-from taalas_compile.config.die import load_die
-from taalas_compile.config.recipe import load_recipe
-from taalas_compile.frontend.lower import lower_args
-from taalas_compile.inputs import args_of
 from taalas_compile.mapper.ir import Placement
-from taalas_compile.mapper.place import map_graph
-from taalas_compile.mapper.refine import blocks_in_order, check_legal, refine_placement, total_hpwl
+from taalas_compile.mapper.refine import (
+    blocks_in_order,
+    check_legal,
+    refine_placement,
+    total_hpwl,
+)
 from taalas_compile.mapper.route import route_nets
-from taalas_compile.quant.plan import assign_bits
-
-
-def placed(recipe="stories260k", die="mini"):
-    r = load_recipe(recipe)
-    d = load_die(die)
-    g = lower_args(args_of(r.model.architecture))
-    return map_graph(g, assign_bits(g, r.quant, d), d, r.target), d
 
 
 @pytest.fixture(scope="module")
 def stories():
-    pl, die = placed()
+    pl, die = placement()
     return pl, die, refine_placement(pl, die)
 
 
@@ -39,7 +32,7 @@ def test_refined_placement_is_legal_and_keeps_blocks_in_order(stories):
 
 
 def test_input_is_not_mutated():
-    pl, die = placed("tiny-llama")
+    pl, die = placement("tiny-llama")
     sites = [t.site for t in pl.tiles]
     by_name = dict(pl.by_name)
     refine_placement(pl, die)
@@ -53,7 +46,7 @@ def test_same_input_and_seed_give_identical_sites(stories):
 
 
 def test_seed_and_effort_are_deterministic_too():
-    pl, die = placed("tiny-llama")
+    pl, die = placement("tiny-llama")
     a = refine_placement(pl, die, seed=3, effort=0.3)
     b = refine_placement(pl, die, seed=3, effort=0.3)
     assert [t.site for t in a.tiles] == [t.site for t in b.tiles]
@@ -64,12 +57,12 @@ def test_wirelength_shrinks_and_never_grows(stories):
     assert total_hpwl(out, die) < 0.8 * total_hpwl(pl, die)  # measured: -36% on stories260K
     again = refine_placement(out, die, seed=1)  # from a refined start: never worse
     assert total_hpwl(again, die) <= total_hpwl(out, die)
-    tiny, d = placed("tiny-llama")
+    tiny, d = placement("tiny-llama")
     assert total_hpwl(refine_placement(tiny, d, effort=0), d) <= total_hpwl(tiny, d)
 
 
 def test_input_out_of_block_order_only_moves_within_blocks():
-    pl, die = placed("tiny-llama")
+    pl, die = placement("tiny-llama")
     macs = [i for i, t in enumerate(pl.tiles) if t.kind == "mac"]
     a, b = macs[0], macs[-1]  # first head tile and last tail tile trade sites
     tiles = list(pl.tiles)
@@ -84,7 +77,7 @@ def test_input_out_of_block_order_only_moves_within_blocks():
 
 
 def test_check_legal_names_each_problem():
-    pl, die = placed("tiny-llama")
+    pl, die = placement("tiny-llama")
     mac, vu = next(t for t in pl.tiles if t.kind == "mac"), next(t for t in pl.tiles if t.kind == "vu")
     bad = Placement(pl.die, tuple(replace(t, site=vu.site) if t is mac else t for t in pl.tiles), pl.nets)
     assert any("of another kind" in p for p in check_legal(bad, die)) and any("share site" in p for p in check_legal(bad, die))
@@ -95,14 +88,14 @@ def test_check_legal_names_each_problem():
 
 @pytest.mark.parametrize("recipe", ["tiny-llama", "stories260k"])
 def test_refined_placement_routes(recipe):
-    pl, die = placed(recipe)
+    pl, die = placement(recipe)
     out = refine_placement(pl, die)
     routing = route_nets(out, die)
     assert max(routing.tracks_used.values()) <= max(route_nets(pl, die).tracks_used.values())
 
 
 def test_llama_3_1_8b_on_hc1():
-    pl, die = placed("llama-3.1-8b", "hc1")
+    pl, die = placement("llama-3.1-8b", "hc1")
     out = refine_placement(pl, die, effort=0.2)  # ~1 s; effort 1 (the default) takes ~4 s for -52%
     assert check_legal(out, die, pl) == [] and blocks_in_order(out, die)
     assert total_hpwl(out, die) < 0.7 * total_hpwl(pl, die)

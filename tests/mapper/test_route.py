@@ -5,18 +5,14 @@ from __future__ import annotations
 from itertools import pairwise
 
 import pytest
+from mapped_models import placement
 
 from taalas_compile.config.die import load_die
-from taalas_compile.config.recipe import load_recipe
 from taalas_compile.die.geometry import Geometry
 from taalas_compile.errors import UserError
-from taalas_compile.frontend.lower import lower_args
-from taalas_compile.inputs import args_of
 from taalas_compile.mapper.ir import Net, Pin, Placement, Role, Tile
-from taalas_compile.mapper.place import map_graph
 from taalas_compile.mapper.route import PathFinderCfg, Routing, route_nets
 from taalas_compile.mapper.rrgraph import FEEDTHROUGH, build_rrgraph
-from taalas_compile.quant.plan import assign_bits
 
 
 # --- a synthetic die and placement ----------------------------------------------------------------
@@ -56,9 +52,7 @@ def first_fit_trap():
 
 
 def stories():
-    r, die = load_recipe("stories260k"), load_die("mini")
-    g = lower_args(args_of(r.model.architecture))
-    return map_graph(g, assign_bits(g, r.quant, die), die, r.target), die
+    return placement("stories260k", "mini")
 
 
 # --- checking a routing ---------------------------------------------------------------------------

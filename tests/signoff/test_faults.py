@@ -14,94 +14,13 @@ import gdstk
 import klayout.db as kdb
 import pytest
 
+from gds_edit import Gds, Wire, routing_wires, select_via, touches
+
 from taalas_compile.die.geometry import DIGIT_OF_SITE, SITE_OF_DIGIT
 from taalas_compile.signoff.extract import fabric_stubs
 from taalas_compile.signoff.verify import verify
 
 TOKENS = 4
-
-
-# --- editing the masks ----------------------------------------------------------------------------
-class Gds:
-    """chip.gds of an output directory, opened for editing with gdstk."""
-
-    def __init__(self, out: Path):
-        self.path = out / "chip.gds"
-        self.lib = gdstk.read_gds(str(self.path))
-        self.cells = {c.name: c for c in self.lib.cells}
-        (self.top,) = self.lib.top_level()
-
-    def save(self) -> None:
-        self.lib.write_gds(str(self.path))
-
-
-def tile_of(netlist: dict, name: str) -> dict:
-    return next(t for t in netlist["tiles"] if t["name"] == name)
-
-
-def sel_refs(cell: gdstk.Cell) -> list[gdstk.Reference]:
-    """The SEL references of a tile cell, one per select via (repetitions expanded in place)."""
-    for ref in list(cell.references):
-        if ref.cell_name == "SEL" and ref.repetition.size > 1:
-            cell.remove(ref)
-            cell.add(*ref.apply_repetition())
-    return [r for r in cell.references if r.cell_name == "SEL"]
-
-
-def sel_in_cell(cell: gdstk.Cell, i: int, j: int, pitch: int) -> gdstk.Reference:
-    """The one select-via reference inside digit cell (row i, column j) of a tile cell."""
-    hits = [r for r in sel_refs(cell)
-            if j * pitch <= r.origin[0] < (j + 1) * pitch and i * pitch <= r.origin[1] < (i + 1) * pitch]
-    assert len(hits) == 1, f"cell ({i}, {j}) has {len(hits)} select vias"
-    return hits[0]
-
-
-def site_of(ref: gdstk.Reference, i: int, j: int, geo) -> int:
-    p = geo.die.cell.pitch
-    off = (round(ref.origin[0]) - j * p, round(ref.origin[1]) - i * p)
-    return next(s for s in range(9) if geo.site_center(s) == off)
-
-
-@dataclass
-class Wire:
-    rect: gdstk.Polygon
-    x0: int
-    y0: int
-    x1: int
-    y1: int
-    net: str
-    vias: list[int]  # x of the via centres on it, sorted
-
-    @property
-    def yc(self) -> int:
-        return (self.y0 + self.y1) // 2
-
-
-def routing_wires(g: Gds, die, netlist: dict) -> list[Wire]:
-    """Track wires of the ROUTING cell, each with the net named by the top cell's label on it."""
-    ml, md, vl = die.layers.metal.layer, die.layers.metal.datatype, die.layers.via.layer
-    rc = g.cells["ROUTING"]
-    ref = next(r for r in g.top.references if r.cell_name == "ROUTING")
-    assert tuple(ref.origin) == (0, 0) and ref.rotation == 0 and not ref.x_reflection
-    nets = {n["name"] for n in netlist["nets"]}
-    labels = [(lb.text, lb.origin) for lb in g.top.labels if lb.texttype == die.layers.label_datatype and lb.text in nets]
-    vias = [tuple(round(v) for v in p.bounding_box()[0]) for p in rc.polygons if p.layer == vl]
-    half = die.rules.via_size // 2
-    out = []
-    for p in rc.polygons:
-        if (p.layer, p.datatype) != (ml, md):
-            continue
-        (x0, y0), (x1, y1) = ((round(a), round(b)) for a, b in p.bounding_box())
-        names = {t for t, (lx, ly) in labels if x0 <= lx <= x1 and y0 <= ly <= y1}
-        assert len(names) == 1, (x0, y0, x1, y1, names)
-        xs = sorted(vx + half for vx, vy in vias if x0 <= vx + half <= x1 and y0 <= vy + half <= y1)
-        out.append(Wire(p, x0, y0, x1, y1, names.pop(), xs))
-    return out
-
-
-def touches(wires: list[Wire], box: tuple[int, int, int, int], but: Wire | None = None) -> bool:
-    x0, y0, x1, y1 = box
-    return any(w is not but and w.x0 < x1 and x0 < w.x1 and w.y0 < y1 and y0 < w.y1 for w in wires)
 
 
 # --- checking the result --------------------------------------------------------------------------
@@ -137,13 +56,10 @@ def test_clean_copy_passes(chip_copy):
 
 
 def test_weight_via_moved(chip_copy, netlist, geo):
-    t = tile_of(netlist, "L0.q_proj.r0c0")
-    assert t["rom_region"]["cell"].startswith("T_L0_q_proj")
     p = geo.die.cell.pitch
     i, j = 5, 7  # row 0 is the header; row i holds weight row i-1, column j its code digit (3-bit)
-    g = Gds(chip_copy)
-    ref = sel_in_cell(g.cells[t["rom_region"]["cell"]], i, j, p)
-    old = site_of(ref, i, j, geo)
+    g, t, _, ref, old = select_via(chip_copy, netlist, "L0.q_proj.r0c0", i, j, geo)
+    assert t["rom_region"]["cell"].startswith("T_L0_q_proj")
     new = next(s for s in SITE_OF_DIGIT if s != old)
     cx, cy = geo.site_center(new)
     ref.origin = (j * p + cx, i * p + cy)
@@ -164,13 +80,9 @@ def test_weight_via_moved(chip_copy, netlist, geo):
 
 
 def test_weight_via_missing(chip_copy, netlist, geo):
-    t = tile_of(netlist, "L0.k_proj.r0c0")
     p = geo.die.cell.pitch
     i, j = 3, 10
-    g = Gds(chip_copy)
-    cell = g.cells[t["rom_region"]["cell"]]
-    ref = sel_in_cell(cell, i, j, p)
-    old = site_of(ref, i, j, geo)
+    g, t, cell, ref, old = select_via(chip_copy, netlist, "L0.k_proj.r0c0", i, j, geo)
     cx, cy = geo.site_center(old)
     cell.remove(ref)
     g.save()
@@ -187,13 +99,9 @@ def test_weight_via_missing(chip_copy, netlist, geo):
 
 
 def test_extra_select_via(chip_copy, netlist, geo):
-    t = tile_of(netlist, "L0.v_proj.r0c0")
     p = geo.die.cell.pitch
     i, j = 2, 5
-    g = Gds(chip_copy)
-    cell = g.cells[t["rom_region"]["cell"]]
-    ref = sel_in_cell(cell, i, j, p)
-    old = site_of(ref, i, j, geo)
+    g, t, cell, ref, old = select_via(chip_copy, netlist, "L0.v_proj.r0c0", i, j, geo)
     # a site not next to the existing select via, so the two vias are also far apart
     new = next(s for s in SITE_OF_DIGIT if abs(s % 3 - old % 3) + abs(s // 3 - old // 3) >= 2)
     cx, cy = geo.site_center(new)
