@@ -16,6 +16,7 @@ from taalas_compile.backend.masks import write_lyp, write_masks
 from taalas_compile.backend.netlist import write_netlist
 from taalas_compile.backend.render import render_floorplan
 from taalas_compile.backend.roms import build_roms
+from taalas_compile.backend.volume import check_resources
 from taalas_compile.die.geometry import Geometry
 from taalas_compile.files import replace_dir, staging_dir
 from taalas_compile.frontend.ir import graph_to_json
@@ -28,7 +29,6 @@ from taalas_compile.mapper.refine import refine_placement
 from taalas_compile.mapper.route import Routing, route_nets
 from taalas_compile.model.llama import build_model
 from taalas_compile.model.perplexity import compare
-from taalas_compile.plan.estimate import check_resources
 from taalas_compile.quant.calibrate import Calibration
 from taalas_compile.quant.codes import QTensor, QuantSpec
 from taalas_compile.quant.plan import Allocation, allocate_bits

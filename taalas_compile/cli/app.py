@@ -10,7 +10,7 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import click
 import typer
@@ -33,18 +33,18 @@ class Precision(str, Enum):
     quant = "quant"
 
 
-Weights = Annotated[Optional[Path], typer.Option("--weights", "-w", help="Checkpoint: llama2.c .bin or Hugging Face directory (the recipe says which).")]
-Tokenizer = Annotated[Optional[Path], typer.Option("--tokenizer", "-t", help="Tokenizer: llama2.c tokenizer .bin or Hugging Face tokenizer.json.")]
-DieOpt = Annotated[Optional[str], typer.Option("--die", help="Base die: a name from `taalas-compile dies` or a .toml path (default: the recipe's).")]
+Weights = Annotated[Path | None, typer.Option("--weights", "-w", help="Checkpoint: llama2.c .bin or Hugging Face directory (the recipe says which).")]
+Tokenizer = Annotated[Path | None, typer.Option("--tokenizer", "-t", help="Tokenizer: llama2.c tokenizer .bin or Hugging Face tokenizer.json.")]
+DieOpt = Annotated[str | None, typer.Option("--die", help="Base die: a name from `taalas-compile dies` or a .toml path (default: the recipe's).")]
 Recipe = Annotated[str, typer.Argument(help="Recipe name (`taalas-compile recipes`) or a .toml path.")]
 ChipDir = Annotated[Path, typer.Argument(help="A compile output directory, e.g. out/tiny-llama.")]
-Calib = Annotated[Optional[Path], typer.Option("--calib", help="Calibration data for GPTQ and measured bits: a text file (tokenized with the model's tokenizer) or a .ids file of token ids (default: the recipe's [quant.calib]).")]
+Calib = Annotated[Path | None, typer.Option("--calib", help="Calibration data for GPTQ and measured bits: a text file (tokenized with the model's tokenizer) or a .ids file of token ids (default: the recipe's [quant.calib]).")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 
 
 @app.command("compile")
 def compile_cmd(recipe: Recipe, weights: Weights = None, tokenizer: Tokenizer = None, die: DieOpt = None, calib: Calib = None,
-                out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (default out/RECIPE).")] = None) -> None:
+                out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory (default out/RECIPE).")] = None) -> None:
     """Compile RECIPE into masks (GDSII), layer properties, netlist and manifest.
 
     Examples:
@@ -111,7 +111,7 @@ def generate(recipe: Recipe, weights: Weights = None, tokenizer: Tokenizer = Non
 def eval_cmd(recipe: Recipe, text: Annotated[Path, typer.Option("--text", help="Text file to score.")],
              weights: Weights = None, tokenizer: Tokenizer = None, die: DieOpt = None, calib: Calib = None,
              context: Annotated[int, typer.Option(help="Window length including BOS.")] = 256,
-             max_tokens: Annotated[Optional[int], typer.Option(help="Score only the first N tokens of the text.")] = None,
+             max_tokens: Annotated[int | None, typer.Option(help="Score only the first N tokens of the text.")] = None,
              json_out: JsonFlag = False) -> None:
     """Perplexity of the float and the quantized reference, KL divergence, top-1 agreement, bits/weight.
 
@@ -136,7 +136,7 @@ def plan(target: Annotated[str, typer.Argument(help="A recipe, or a compile outp
 
 
 @app.command()
-def graph(recipe: Recipe, json_path: Annotated[Optional[Path], typer.Option("--json", help="Also save the graph as JSON here.")] = None) -> None:
+def graph(recipe: Recipe, json_path: Annotated[Path | None, typer.Option("--json", help="Also save the graph as JSON here.")] = None) -> None:
     """Show the layer dataflow graph of a recipe's model (no weights needed).
 
     Example: `taalas-compile graph llama-3.1-8b --json out/llama-3.1-8b.graph.json`

@@ -171,7 +171,7 @@ class Die(Strict):
     sources: list[str] = []  # where the parameters come from
 
     @model_validator(mode="after")
-    def _check(self) -> "Die":
+    def _check(self) -> Die:
         widths = {len(r) for r in self.grid.rows}
         if len(widths) != 1:
             raise ValueError("grid.rows must all have the same length")

@@ -93,7 +93,7 @@ class QuantCfg(Strict):
     bits: dict[str, Literal[3, 6]] = {}
 
     @model_validator(mode="after")
-    def _check(self) -> "QuantCfg":
+    def _check(self) -> QuantCfg:
         if self.policy == "measured" and self.budget_bits is None:
             raise ValueError("quant.policy = 'measured' needs quant.budget_bits (average bits per weight)")
         if any(not 4 <= g <= 1024 for _, g in self.options):
@@ -121,7 +121,7 @@ class Recipe(Strict):
     target: TargetCfg = TargetCfg()
 
     @model_validator(mode="after")
-    def _check(self) -> "Recipe":
+    def _check(self) -> Recipe:
         if self.model.synthetic and self.model.architecture is None:
             raise ValueError("model.architecture is required when model.synthetic = true")
         return self

@@ -1,4 +1,4 @@
-"""Analyses of a placement: fit and utilization, cycles and tokens/s, mask volume.
+"""Analyses of a placement: fit and utilization, cycles and tokens/s (mask volume: backend/volume.py).
 
 All figures are derived from the die description (docs/die-model.md) and the placement; the
 performance model is analytical: a MAC tile takes n_rows * n_cols / macs_per_cycle cycles, a
@@ -8,19 +8,11 @@ vector unit n / lanes (attention: its mean KV length over the context), every ti
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import networkx as nx
 
 from taalas_compile.config.die import Die
 from taalas_compile.die.rom_format import HEADER_WORDS, WORD_DIGITS, group_layout
-from taalas_compile.errors import UserError
 from taalas_compile.mapper.ir import Placement, Role, Tile
-
-GDS_BYTES_PER_VIA = 28  # one SREF of the select-via cell (header, name, XY, end)
-RAM_BYTES_PER_DIGIT = 3  # codes + ROM image + layout objects while compiling in memory
 
 
 def tile_digits(t: Tile) -> int:
@@ -116,21 +108,3 @@ def performance(pl: Placement, die: Die, context: int | None = None) -> dict:
                        "max(2*heads*head_dim*T/lanes, KV bytes/SRAM bandwidth) at sequence length T, "
                        f"{die.clock.hop_cycles} cycles per tile hop; parameters from base_die/{die.name}.toml",
     }
-
-
-def mask_bytes_estimate(digits: int) -> int:
-    return digits * GDS_BYTES_PER_VIA
-
-
-def check_resources(pl: Placement, die: Die, out: Path) -> None:
-    """Refuse before writing when the masks would not fit on disk or the compile in memory."""
-    digits = fit(pl, die)["digits_total"]
-    need = mask_bytes_estimate(digits)
-    probe = out if out.exists() else next((p for p in out.resolve().parents if p.exists()), Path("."))
-    free = shutil.disk_usage(probe).free
-    if need > free:
-        raise UserError(f"the GDSII masks would take ~{need / 1e9:.1f} GB ({digits:,} digit cells), {probe} has {free / 1e9:.1f} GB free")
-    ram = digits * RAM_BYTES_PER_DIGIT
-    avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    if ram > avail:
-        raise UserError(f"compiling {digits:,} digit cells in memory needs ~{ram / 2**30:.0f} GiB, {avail / 2**30:.0f} GiB available")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from taalas_compile.backend.netlist import read_netlist
+from taalas_compile.backend.volume import mask_bytes_estimate
 from taalas_compile.config.die import load_die
 from taalas_compile.config.recipe import load_recipe
 from taalas_compile.errors import UserError
@@ -13,7 +14,7 @@ from taalas_compile.inputs import args_of
 from taalas_compile.mapper.place import map_graph
 from taalas_compile.mapper.refine import refine_placement
 from taalas_compile.mapper.route import route_nets
-from taalas_compile.plan.estimate import fit, mask_bytes_estimate, performance
+from taalas_compile.plan.estimate import fit, performance
 from taalas_compile.plan.placement_report import placement_report
 from taalas_compile.quant.plan import assign_bits, bits_per_weight
 from taalas_compile.reference import read_manifest

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import klayout.db as kdb
-import klayout.rdb as rdb
+from klayout import rdb
 
 from taalas_compile.files import write_atomic
 

@@ -1,12 +1,5 @@
-"""Planning analyses: fit, performance, and the pre-flight refusal."""
+"""Planning analyses: fit and performance."""
 
-from collections import namedtuple
-
-import pytest
-
-from taalas_compile.config.die import load_die
-from taalas_compile.errors import UserError
-from taalas_compile.plan import estimate
 from taalas_compile.plan.summary import plan_summary
 
 
@@ -23,15 +16,6 @@ def test_llama_3_1_8b_on_hc1_near_the_public_figure():
     assert 12_000 < p["performance"]["tokens_per_s_single"] < 24_000  # hc1 is calibrated to ~17k tokens/s
     assert p["performance"]["tokens_per_s_single_full_context"] < p["performance"]["tokens_per_s_single"]
     assert p["fit"]["rom_digits"]["utilization"] < 1
-
-
-def test_masks_that_would_not_fit_on_disk_are_refused(tiny_chip, monkeypatch, tmp_path):
-    from taalas_compile.backend.netlist import read_netlist
-
-    pl, _, _ = read_netlist(tiny_chip)
-    monkeypatch.setattr(estimate.shutil, "disk_usage", lambda p: namedtuple("U", "total used free")(1, 1, 1000))
-    with pytest.raises(UserError, match=r"GDSII masks would take ~.* GB .* GB free"):
-        estimate.check_resources(pl, load_die("mini"), tmp_path / "new")
 
 
 def test_plan_reports_placement_wirelength_and_worst_stage():
