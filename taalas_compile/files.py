@@ -37,6 +37,14 @@ def staging_dir(out: Path) -> Path:
     return tmp
 
 
+def block_cache(out: Path) -> Path:
+    """Where a compile keeps its finished blocks until the whole output is in place: a sibling of
+    `out` that survives an interrupted compile, so the next one resumes from it."""
+    d = out.with_name(f".{out.name}.blocks")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
 def replace_dir(tmp: Path, out: Path) -> None:
     """Put the finished `tmp` in place of `out`: nothing of an earlier output (a stale sign-off
     included) survives next to new masks, and a failed compile never touches `out`."""

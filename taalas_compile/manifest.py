@@ -8,6 +8,8 @@ import os
 from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
+
 from taalas_compile import __version__
 from taalas_compile.plan.estimate import fit, performance
 from taalas_compile.quant.plan import bits_per_weight
@@ -27,13 +29,25 @@ def rel(path: Path, out: Path) -> str:
     return os.path.relpath(Path(path).resolve(), out.resolve())
 
 
-def manifest(inp, c, out: Path) -> dict:
+OUTPUTS = ("chip.gds", "chip.oas", "chip.lyp", "netlist.json", "graph.json", "floorplan.png")
+
+
+def outputs_record(out: Path, known: dict[str, str] | None = None) -> dict:
+    """Bytes and sha256 of every output file (paths relative to `out`); `known`: hashes the
+    writers already computed, so no large file is read twice."""
+    known = known or {}
+    files = [p for p in sorted(out.iterdir()) if p.name in OUTPUTS]
+    files += sorted((out / "roms").glob("*.safetensors")) if (out / "roms").is_dir() else []
+    return {rel(p, out): {"bytes": p.stat().st_size, "sha256": known.get(rel(p, out)) or sha256(p)} for p in files}
+
+
+def manifest(inp, c, out: Path, known: dict[str, str] | None = None) -> dict:
     weights = dict(inp.source.fingerprint())
     weights["path"] = None if inp.weights_path is None else rel(inp.weights_path, out)
     weights["files"] = [{**f, "path": rel(Path(f["path"]), out)} for f in weights.get("files", [])]
-    outputs = {p.name: {"bytes": p.stat().st_size, "sha256": sha256(p)}
-               for p in sorted(out.iterdir()) if p.name in ("chip.gds", "chip.lyp", "netlist.json", "roms.safetensors", "graph.json", "floorplan.png")}
-    n_weights = sum(q.codes.size for q in c.qweights.values())
+    outputs = outputs_record(out, known)
+    shapes = inp.source.args.param_shapes()
+    n_weights = sum(int(np.prod(shapes[name])) for name in c.plan)
     return {
         "format": FORMAT, "version": VERSION,
         "compiler": {"taalas_compile": __version__, **{m: version(m) for m in ("torch", "gdstk", "numpy")}},

@@ -1,24 +1,42 @@
 """The compile pipeline, top to bottom: one named step per line, each a function of the previous
-step's IR. `Compiled` keeps every IR so tests and tools can look at any stage."""
+step's IR. `Compiled` keeps every IR so tests and tools can look at any stage.
+
+`compile_ir` decides everything that needs the whole model (graph, bits, placement, routing, and
+the codes when GPTQ quantizes layer by layer); `compile_chip` then cuts the chip into layer-block
+jobs (`backend/blocks.py`) that run on any executor, cached by content, and assembles the outputs
+in a staging directory that replaces the old one only when complete."""
 
 from __future__ import annotations
 
 import json
+import os
+import resource
+import shutil
+import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import networkx as nx
-import numpy as np
 import torch
+from safetensors.numpy import load_file
 
+from taalas_compile.backend.blocks import (
+    BlockJob,
+    BlockResult,
+    job_key,
+    run_block,
+    worker_init,
+)
 from taalas_compile.backend.masks import write_lyp, write_masks
 from taalas_compile.backend.netlist import write_netlist
 from taalas_compile.backend.render import render_floorplan
-from taalas_compile.backend.roms import build_roms
+from taalas_compile.backend.roms import const_param
 from taalas_compile.backend.volume import check_resources
 from taalas_compile.die.geometry import Geometry
-from taalas_compile.files import replace_dir, staging_dir
+from taalas_compile.executor import ExecutorCfg, run_jobs
+from taalas_compile.files import block_cache, replace_dir, staging_dir
 from taalas_compile.frontend.ir import graph_to_json
 from taalas_compile.frontend.lower import lower_args
 from taalas_compile.inputs import Inputs, calibration_of
@@ -39,27 +57,32 @@ from taalas_compile.quant.reference import (
 )
 from taalas_compile.timing import step_timer
 
-MASKS = "chip.gds"
+MASKS = {"gds": "chip.gds", "oasis": "chip.oas"}
 
 
 @dataclass
 class Compiled:
     graph: nx.DiGraph  # model IR
     plan: dict[str, QuantSpec]  # bits per tensor
-    qweights: dict[str, QTensor]  # codes and scales
+    qweights: dict[str, QTensor] | None  # codes and scales, when quantized up front (else per block)
     placement: Placement  # tiles on sites, nets
     routing: Routing  # channel routes
-    roms: dict[str, np.ndarray]  # ROM image per tile
     seconds: dict[str, float] = field(default_factory=dict)
     allocation: Allocation | None = None  # how bits were decided (policy, method, notes, sensitivity)
     calib: Calibration | None = None  # calibration windows (None: round-to-nearest fallback)
     quality: dict | None = None  # float vs quantized on the calibration windows
 
 
+@dataclass(frozen=True)
+class CompileOptions:
+    fmt: str = "gds"  # mask format: "gds" or "oasis"
+    executor: ExecutorCfg = ExecutorCfg()
+
+
 def compile_ir(inp: Inputs, step: Callable[[str], None] = lambda s: None, check: Callable | None = None) -> Compiled:
-    """Everything up to (not including) writing files. `check(placement)` runs before the
-    weights are quantized (the disk and memory pre-flight; a measured bit policy has read them
-    once already to measure sensitivity)."""
+    """Everything that needs the whole model, up to (not including) the per-block work.
+    `check(placement)` runs before any weight is quantized (the disk and memory pre-flight; a
+    measured bit policy has read the weights once already to measure sensitivity)."""
     t: dict[str, float] = {}
     timed = step_timer(t, step)
     r, die, src = inp.recipe, inp.die, inp.source
@@ -76,10 +99,11 @@ def compile_ir(inp: Inputs, step: Callable[[str], None] = lambda s: None, check:
     routing = timed("route", route_nets, placement, die)  # nets on channels and feedthroughs
     if check is not None:
         check(placement)
-    qweights = timed(f"quantize ({alloc.method})", quantize_weights, src, plan, r.quant, calib, act_bits)  # codes + fp16 scales
-    quality = timed("measure quality", calib_quality, src, qweights, calib, act_bits)  # float vs quantized, calibration windows
-    roms = timed("encode roms", build_roms, graph, placement, die, qweights, src)  # ROM image per tile
-    return Compiled(graph, plan, qweights, placement, routing, roms, t, alloc, calib, quality)
+    qweights = quality = None
+    if calib is not None:  # GPTQ and scale tuning need the whole model: quantize up front
+        qweights = timed(f"quantize ({alloc.method})", quantize_weights, src, plan, r.quant, calib, act_bits)
+        quality = timed("measure quality", calib_quality, src, qweights, calib, act_bits)  # float vs quantized
+    return Compiled(graph, plan, qweights, placement, routing, t, alloc, calib, quality)
 
 
 def calib_quality(src, qweights: dict[str, QTensor], calib: Calibration | None, act_bits: int) -> dict | None:
@@ -91,21 +115,83 @@ def calib_quality(src, qweights: dict[str, QTensor], calib: Calibration | None, 
     return {"on": "calibration windows", **res, "ppl_increase": res["ppl_quant"] / res["ppl_float"] - 1}
 
 
-def compile_chip(inp: Inputs, out: Path, step: Callable[[str], None] = lambda s: None) -> dict:
-    """Compile and write `out/`: masks, layer properties, netlist, ROM images, graph, manifest.
-    Everything is written into a staging directory that replaces `out` only when complete."""
+def block_jobs(c: Compiled, inp: Inputs, fmt: str) -> list[BlockJob]:
+    """One job per layer block, in the order the blocks first appear in the placement."""
+    by_block: dict[str, list] = {}
+    for t in c.placement.tiles:
+        by_block.setdefault(t.block, []).append(t)
+    jobs = []
+    for i, (block, tiles) in enumerate(by_block.items()):
+        params = {t.slice.param for t in tiles if t.slice}
+        given = None
+        if c.qweights is not None:
+            from taalas_compile.backend.roms import tile_block
+
+            given = {t.name: tile_block(t, c.qweights[t.slice.param]) for t in tiles if t.slice}
+        norms = {t.name: p for t in tiles if (p := const_param(c.graph, t))}
+        job = BlockJob(i, block, tuple(tiles), inp.die, fmt, {p: c.plan[p] for p in sorted(params)},
+                       inp.recipe.quant.clip_search, inp.source, norms, given)
+        jobs.append(replace(job, key=job_key(job)))
+    return jobs
+
+
+def run_blocks(jobs: list[BlockJob], cache: Path, ex: ExecutorCfg, bar: Callable | None = None) -> list[BlockResult]:
+    """Every block's ROM images (and mask cells) into `cache`, reusing blocks finished earlier."""
+    advance = bar("blocks", sum(j.n_weights for j in jobs), "weights") if bar else (lambda n: None)
+    return run_jobs(partial(run_block, cache=cache), jobs, ex, on_done=lambda r: advance(r.weights), init=worker_init)
+
+
+def compile_chip(inp: Inputs, out: Path, step: Callable[[str], None] = lambda s: None,
+                 opts: CompileOptions = CompileOptions(), bar: Callable | None = None) -> dict:
+    """Compile and write `out/`: masks, layer properties, netlist and ROM images, graph, manifest.
+
+    Per-block results go to a block cache beside `out` (kept until the compile completes, so an
+    interrupted compile resumes there); everything else is written into a staging directory that
+    replaces `out` only when complete. `bar(name, total, unit)` returns a progress callback."""
     c = compile_ir(inp, step, check=lambda pl: check_resources(pl, inp.die, out))
-    tmp = staging_dir(out)
     timed = step_timer(c.seconds, step)
-    timed("write masks", write_masks, tmp / MASKS, inp.recipe.name, c.placement, c.routing, c.roms, inp.die)
-    timed("write netlist", write_netlist, tmp, c.placement, c.roms, inp.die, MASKS)
+    jobs = timed("plan blocks", block_jobs, c, inp, opts.fmt)
+    cache = block_cache(out)
+    step(f"blocks on {opts.executor.describe()}")
+    t0 = time.perf_counter()
+    results = run_blocks(jobs, cache, opts.executor, bar)
+    c.seconds["blocks"] = time.perf_counter() - t0
+    tmp = staging_dir(out)
+    masks = MASKS[opts.fmt]
+    rom_files = timed("collect roms", collect_roms, results, cache, tmp)
+    roms = {}
+    for f in rom_files.values():
+        roms.update(load_file(str(tmp / f)))
+    timed("write masks", write_masks, tmp / masks, inp.recipe.name, c.placement, c.routing, roms, inp.die)
+    metas = {name: m for r in results for name, m in r.tiles.items()}
+    timed("write netlist", write_netlist, tmp, c.placement, metas, inp.die, masks, rom_files)
     write_lyp(tmp / "chip.lyp", inp.die)
-    timed("render floorplan", render_floorplan, tmp / MASKS, tmp / "chip.lyp", tmp / "floorplan.png", Geometry(inp.die).size)
+    timed("render floorplan", render_floorplan, tmp / masks, tmp / "chip.lyp", tmp / "floorplan.png", Geometry(inp.die).size)
     (tmp / "graph.json").write_text(json.dumps(graph_to_json(c.graph), indent=1) + "\n")
-    doc = manifest(inp, c, tmp)
+    doc = manifest(inp, c, tmp, {rom_files[r.block]: r.roms_sha256 for r in results})
     (tmp / "manifest.json").write_text(json.dumps(doc, indent=1) + "\n")
-    # the one file that is not reproducible: how long this run took
-    run = {"seconds": c.seconds, "router": [asdict(it) for it in c.routing.iterations]}
+    # the one file that is not reproducible: how this run went
+    run = {"seconds": c.seconds, "router": [asdict(it) for it in c.routing.iterations],
+           "blocks": [{"block": r.block, "weights": r.weights, "seconds": r.seconds, "reused": r.reused, "peak_rss": r.peak_rss}
+                      for r in results],
+           "executor": opts.executor.describe(),
+           "peak_rss": {"main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                        "workers": max((r.peak_rss for r in results), default=0)}}
     (tmp / "run.json").write_text(json.dumps(run, indent=1) + "\n")
     replace_dir(tmp, out)
+    shutil.rmtree(cache, ignore_errors=True)
     return doc
+
+
+def collect_roms(results: list[BlockResult], cache: Path, tmp: Path) -> dict[str, str]:
+    """Hard-link (or copy) each block's ROM file into `tmp/roms/`; block -> path relative to tmp."""
+    (tmp / "roms").mkdir()
+    files = {}
+    for r in results:
+        rel = f"roms/{r.block}.safetensors"
+        try:
+            os.link(cache / r.roms, tmp / rel)
+        except OSError:
+            shutil.copyfile(cache / r.roms, tmp / rel)
+        files[r.block] = rel
+    return files

@@ -1,19 +1,19 @@
 """The functional netlist: tile instances, the mask region each tile's ROM comes from, and nets.
 
-`netlist.json` (format "taalas-netlist", version 1; docs/file-formats.md) plus `roms.safetensors`,
-the expected ROM image of every tile (uint8 digits, keyed by tile name) — the "schematic" that
-sign-off compares the masks against.
+`netlist.json` (format "taalas-netlist", version 2; docs/file-formats.md) plus `roms/*.safetensors`,
+one file per layer block holding the expected ROM image of each of its tiles (uint8 digits, keyed by
+tile name) — the "schematic" that sign-off compares the masks against.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file
 
+from taalas_compile.backend.blocks import TileMeta
 from taalas_compile.backend.masks import cell_name
 from taalas_compile.config.die import Die
 from taalas_compile.die.geometry import Geometry
@@ -21,34 +21,31 @@ from taalas_compile.errors import UserError
 from taalas_compile.files import read_json, write_atomic
 from taalas_compile.mapper.ir import Net, Pin, Placement, Role, Slice, Tile
 
-FORMAT, VERSION = "taalas-netlist", 1
+FORMAT, VERSION = "taalas-netlist", 2
 
 
-def rom_sha256(img: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(img).tobytes() + str(img.shape).encode()).hexdigest()
-
-
-def netlist_dict(pl: Placement, roms: dict[str, np.ndarray], die: Die, masks: str) -> dict:
+def netlist_dict(pl: Placement, metas: dict[str, TileMeta], die: Die, masks: str, rom_files: dict[str, str]) -> dict:
+    """`metas`: rows, cols and sha256 of each tile's ROM image; `rom_files`: block -> its ROM file."""
     geo = Geometry(die)
     tiles = []
     for t in pl.tiles:
-        img = roms[t.name]
+        m = metas[t.name]
         tiles.append({
             "name": t.name, "kind": t.kind, "site": list(t.site), "role": t.role.name.lower(), "node": t.node,
             "block": t.block, "words": list(t.words),
             "slice": None if t.slice is None else {"param": t.slice.param, "rows": [t.slice.r0, t.slice.r1], "cols": [t.slice.c0, t.slice.c1]},
             "bits": t.bits, "group": t.group,
             "rom_region": {"cell": cell_name("T", t.name), "origin_nm": list(geo.rom_origin(t.site)),
-                           "rows": int(img.shape[0]), "cols": int(img.shape[1]), "sha256": rom_sha256(img)},
+                           "rows": m.rows, "cols": m.cols, "sha256": m.sha256},
         })
     nets = [{"name": n.name, "drivers": [str(p) for p in n.drivers], "sinks": [str(p) for p in n.sinks]} for n in pl.nets]
-    return {"format": FORMAT, "version": VERSION, "die": die.name, "masks": masks, "roms": "roms.safetensors", "tiles": tiles, "nets": nets}
+    return {"format": FORMAT, "version": VERSION, "die": die.name, "masks": masks, "roms": rom_files, "tiles": tiles, "nets": nets}
 
 
-def write_netlist(out: Path, pl: Placement, roms: dict[str, np.ndarray], die: Die, masks: str) -> None:
-    doc = netlist_dict(pl, roms, die, masks)
+def write_netlist(out: Path, pl: Placement, metas: dict[str, TileMeta], die: Die, masks: str, rom_files: dict[str, str]) -> None:
+    """netlist.json (the ROM files themselves are written per block, backend/blocks.py)."""
+    doc = netlist_dict(pl, metas, die, masks, rom_files)
     write_atomic(out / "netlist.json", lambda p: p.write_text(json.dumps(doc, indent=1) + "\n"))
-    write_atomic(out / "roms.safetensors", lambda p: save_file({k: np.ascontiguousarray(v) for k, v in roms.items()}, str(p)))
 
 
 def _pin(s: str) -> Pin:
@@ -56,7 +53,8 @@ def _pin(s: str) -> Pin:
     return Pin(tile, pin)
 
 
-def read_netlist(out: Path) -> tuple[Placement, dict[str, np.ndarray], dict]:
+def read_netlist(out: Path, roms: bool = True) -> tuple[Placement, dict[str, np.ndarray], dict]:
+    """Placement, ROM images of every tile (all blocks; {} with `roms=False`) and the raw document."""
     path = out / "netlist.json"
     doc = read_json(path, "is this a compile output directory?")
     if doc.get("format") != FORMAT or doc.get("version") != VERSION:
@@ -68,5 +66,15 @@ def read_netlist(out: Path) -> tuple[Placement, dict[str, np.ndarray], dict]:
         for t in doc["tiles"]
     )
     nets = tuple(Net(n["name"], tuple(map(_pin, n["drivers"])), tuple(map(_pin, n["sinks"]))) for n in doc["nets"])
-    roms = load_file(str(out / doc["roms"]))
-    return Placement(doc["die"], tiles, nets), roms, doc
+    images: dict[str, np.ndarray] = {}
+    for block in doc["roms"] if roms else ():
+        images.update(read_block_roms(out, doc, block))
+    return Placement(doc["die"], tiles, nets), images, doc
+
+
+def read_block_roms(out: Path, doc: dict, block: str) -> dict[str, np.ndarray]:
+    """The expected ROM images of one layer block's tiles."""
+    f = out / doc["roms"][block]
+    if not f.is_file():
+        raise UserError(f"{f}: missing (listed in {out / 'netlist.json'})")
+    return load_file(str(f))

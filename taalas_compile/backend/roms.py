@@ -1,4 +1,4 @@
-"""build_roms: Placement + quantized weights + constants -> the ROM image of every tile."""
+"""ROM images: a tile's header + weight block (codes and scales) or constants -> its digits."""
 
 from __future__ import annotations
 
@@ -15,24 +15,39 @@ from taalas_compile.model.weights import WeightSource
 from taalas_compile.quant.codes import QTensor
 
 
-def tile_consts(g: nx.DiGraph, t: Tile, source: WeightSource) -> np.ndarray | None:
-    """The constants a vector unit etches: fp16 norm gains or fp32 RoPE inverse frequencies."""
+def const_param(g: nx.DiGraph, t: Tile) -> str | None:
+    """The weight-source tensor a vector unit etches (a norm gain), if any."""
     if t.role is Role.RMSNORM:
         (p,) = op_node(g, t.node).params
-        return source.get(p.name).detach().numpy().astype(np.float16)
+        return p.name
+    return None
+
+
+def tile_consts(t: Tile, source: WeightSource, param: str | None) -> np.ndarray | None:
+    """The constants a vector unit etches: fp16 norm gains or fp32 RoPE inverse frequencies."""
+    if t.role is Role.RMSNORM:
+        return source.get(param).detach().numpy().astype(np.float16)
     if t.role is Role.ROPE:
         return inv_freq(source.args).numpy().astype(np.float32)
     return None
 
 
-def tile_image(t: Tile, die: Die, q: QTensor | None, consts: np.ndarray | None) -> np.ndarray:
+def tile_block(t: Tile, q: QTensor, row0: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The codes and scales of tile `t`'s slice, from `q` holding the tensor's rows from `row0` on
+    (a row band of it, or all of it). Column slices start on a group boundary (mapper)."""
+    s = t.slice
+    assert s.c0 % q.group == 0, f"{t.name}: column slice does not start on a group"
+    g0, g1 = s.c0 // q.group, -(-s.c1 // q.group)
+    return q.codes[s.r0 - row0 : s.r1 - row0, s.c0 : s.c1], q.scales[s.r0 - row0 : s.r1 - row0, g0:g1]
+
+
+def tile_image(t: Tile, die: Die, block: tuple[np.ndarray, np.ndarray] | None, consts: np.ndarray | None) -> np.ndarray:
+    """A tile's ROM image: its header row, then its weight block (codes, scales) or constants."""
     rom = die.rom(t.kind)
     header = rf.header_digits(t.words)
     body = None
     if t.role in (Role.MATVEC, Role.LOOKUP):
-        s = t.slice
-        g0, g1 = s.c0 // q.group, -(-s.c1 // q.group)
-        body = rf.block_digits(q.codes[s.r0:s.r1, s.c0:s.c1], q.scales[s.r0:s.r1, g0:g1], q.bits, q.group)
+        body = rf.block_digits(*block, t.bits, t.group)
     elif consts is not None:
         body = rf.const_digits(consts)
     try:
@@ -45,7 +60,9 @@ def tile_image(t: Tile, die: Die, q: QTensor | None, consts: np.ndarray | None) 
 
 
 def build_roms(g: nx.DiGraph, pl: Placement, die: Die, qweights: dict[str, QTensor], source: WeightSource) -> dict[str, np.ndarray]:
+    """Every tile's ROM image in memory (small models and tests; a compile streams `backend/blocks.py`)."""
     return {
-        t.name: tile_image(t, die, qweights[t.slice.param] if t.slice else None, tile_consts(g, t, source))
+        t.name: tile_image(t, die, tile_block(t, qweights[t.slice.param]) if t.slice else None,
+                           tile_consts(t, source, const_param(g, t)))
         for t in pl.tiles
     }

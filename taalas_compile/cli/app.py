@@ -28,6 +28,16 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 
+class MaskFormat(str, Enum):
+    gds = "gds"
+    oasis = "oasis"
+
+
+class ExecutorKind(str, Enum):
+    local = "local"
+    dask = "dask"
+
+
 class Precision(str, Enum):
     float = "float"
     quant = "quant"
@@ -44,22 +54,34 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object in
 
 @app.command("compile")
 def compile_cmd(recipe: Recipe, weights: Weights = None, tokenizer: Tokenizer = None, die: DieOpt = None, calib: Calib = None,
-                out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory (default out/RECIPE).")] = None) -> None:
-    """Compile RECIPE into masks (GDSII), layer properties, netlist and manifest.
+                out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory (default out/RECIPE).")] = None,
+                fmt: Annotated[MaskFormat | None, typer.Option("--format", help="Mask format: gds (GDSII) or oasis (default: the recipe's [output] format).")] = None,
+                jobs: Annotated[int, typer.Option("--jobs", "-j", help="Local worker processes for the per-block work.")] = 1,
+                executor: Annotated[ExecutorKind, typer.Option(help="Where the per-block work runs: local processes or a Dask cluster.")] = ExecutorKind.local,
+                scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address for --executor dask, e.g. tcp://10.0.0.5:8786.")] = None) -> None:
+    """Compile RECIPE into masks (GDSII or OASIS), layer properties, netlist and manifest.
+
+    Output is identical byte for byte for any --jobs or executor. An interrupted compile resumes:
+    finished layer blocks are kept beside the output directory until the compile completes.
 
     Examples:
 
         taalas-compile tiny-llama
 
         taalas-compile stories260k --weights ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin
+
+        taalas-compile llama-3.1-8b --jobs 2
     """
+    from taalas_compile.executor import ExecutorCfg
     from taalas_compile.inputs import resolve
-    from taalas_compile.pipeline import compile_chip
+    from taalas_compile.pipeline import CompileOptions, compile_chip
 
     inp = resolve(recipe, weights, tokenizer, die, calib)
     out = out or Path("out") / inp.recipe.name
+    opts = CompileOptions(fmt=(fmt.value if fmt else inp.recipe.output.format),
+                          executor=ExecutorCfg(jobs=jobs, kind=executor.value, scheduler=scheduler))
     with show.steps("compile") as step:
-        doc = compile_chip(inp, out, step)
+        doc = compile_chip(inp, out, step, opts, bar=step.bar)
     show.compiled(out, doc)
 
 
@@ -178,6 +200,18 @@ def version() -> None:
     print(__version__)
 
 
+_CLICKS = [click.exceptions]
+try:  # newer typer releases carry their own copy of click, with their own exception classes
+    from typer import _click as _typer_click
+
+    _CLICKS.append(_typer_click.exceptions)
+except ImportError:
+    pass
+_EXIT = (click.exceptions.Exit, typer.Exit)
+_CLICK_ERROR = tuple(m.ClickException for m in _CLICKS)
+_ABORT = (click.exceptions.Abort, typer.Abort)
+
+
 def _with_default_command(argv: list[str]) -> list[str]:
     commands = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
     if argv and not argv[0].startswith("-") and argv[0] not in commands:
@@ -196,11 +230,11 @@ def main(argv: list[str] | None = None) -> None:
             raise
         show.error(str(e))
         sys.exit(2)
-    except click.exceptions.Exit as e:
+    except _EXIT as e:
         sys.exit(e.exit_code)
-    except click.ClickException as e:
+    except _CLICK_ERROR as e:
         e.show()
         sys.exit(e.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (*_ABORT, KeyboardInterrupt):
         show.error("interrupted")
         sys.exit(130)

@@ -8,7 +8,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from taalas_compile.frontend.ir import short_name
 
@@ -20,24 +31,53 @@ def error(msg: str) -> None:
     err.print(f"[bold red]error:[/] [red]{msg}[/]", soft_wrap=True)
 
 
+class _Steps:
+    """`step(name)` starts a named step (the previous one prints one line with its time);
+    `step.bar(name, total, unit)` adds a progress bar and returns `advance(n)`."""
+
+    def __init__(self, what: str, progress: Progress | None):
+        self.what, self.progress = what, progress
+        self.name: str | None = None
+        self.t = time.perf_counter()
+        self.task = progress.add_task(f"{what}…", total=None) if progress else None
+
+    def __call__(self, name: str) -> None:
+        self._finish()
+        self.name, self.t = name, time.perf_counter()
+        if self.progress:
+            self.progress.update(self.task, description=f"{self.what}: {name}…")
+
+    def _finish(self) -> None:
+        if self.name and self.progress:
+            self.progress.console.print(f"  [green]✓[/] {self.name} [dim]{time.perf_counter() - self.t:.2f} s[/]")
+
+    def bar(self, name: str, total: float, unit: str):
+        if not self.progress:
+            return lambda n: None
+        task = self.progress.add_task(f"  {name}", total=total, unit=unit)
+        return lambda n: self.progress.update(task, advance=n)
+
+
+class _Rate(ProgressColumn):
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        unit = task.fields.get("unit", "")
+        return Text("" if speed is None or not unit else f"{speed / 1e6:,.1f} M{unit}/s", style="progress.data.speed")
+
+
 @contextmanager
 def steps(what: str, quiet: bool = False):
-    """A spinner naming the running step; each finished step prints one line with its time."""
+    """Live progress of a long command: the running step with a spinner, finished steps one line
+    each with their time, and bars (with rate and ETA) for the per-block work."""
     if quiet:
-        yield lambda name: None
+        yield _Steps(what, None)
         return
-    state = {"name": None, "t": time.perf_counter()}
-    with err.status(f"{what}…") as status:
-
-        def step(name: str) -> None:
-            if state["name"]:
-                err.print(f"  [green]✓[/] {state['name']} [dim]{time.perf_counter() - state['t']:.2f} s[/]")
-            state.update(name=name, t=time.perf_counter())
-            status.update(f"{what}: {name}…")
-
-        yield step
-        if state["name"]:
-            err.print(f"  [green]✓[/] {state['name']} [dim]{time.perf_counter() - state['t']:.2f} s[/]")
+    cols = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    with Progress(*cols, console=err, transient=True) as progress:
+        s = _Steps(what, progress)
+        yield s
+        s._finish()
 
 
 def _size(n: float) -> str:
@@ -71,11 +111,11 @@ def compiled(outdir: Path, doc: dict) -> None:
     files.add_column("file")
     files.add_column("bytes", justify="right")
     files.add_column("what")
-    what = {"chip.gds": "the two custom masks (GDSII)", "chip.lyp": "KLayout layer properties",
-            "netlist.json": "functional netlist", "roms.safetensors": "expected ROM digits per tile",
+    what = {"chip.gds": "the two custom masks (GDSII)", "chip.oas": "the two custom masks (OASIS)", "chip.lyp": "KLayout layer properties",
+            "netlist.json": "functional netlist",
             "graph.json": "layer dataflow graph", "floorplan.png": "floorplan rendered from the masks"}
     for name, meta in doc["outputs"].items():
-        files.add_row(name, _size(meta["bytes"]), what.get(name, ""))
+        files.add_row(name, _size(meta["bytes"]), what.get(name, "expected ROM digits of one layer block's tiles" if name.startswith("roms/") else ""))
     files.add_row("manifest.json", "", "inputs, hashes, versions, figures")
     out.print(files)
     out.print(f"next: [bold]taalas-compile verify {outdir}[/]", soft_wrap=True)

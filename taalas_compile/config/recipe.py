@@ -112,6 +112,12 @@ class TargetCfg(Strict):
     lora_reserve_bytes: int = Field(default=0, ge=0)  # SRAM kept free for LoRA adapters
 
 
+class OutputCfg(Strict):
+    """How the masks are written."""
+
+    format: Literal["gds", "oasis"] = "gds"  # OASIS for full-chip volume (docs/file-formats.md)
+
+
 class Recipe(Strict):
     name: str
     description: str
@@ -119,6 +125,7 @@ class Recipe(Strict):
     tokenizer: TokenizerCfg = TokenizerCfg()
     quant: QuantCfg = QuantCfg()
     target: TargetCfg = TargetCfg()
+    output: OutputCfg = OutputCfg()
 
     @model_validator(mode="after")
     def _check(self) -> Recipe:

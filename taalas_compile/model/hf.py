@@ -89,8 +89,20 @@ class HFWeights:
         out = torch.empty(t.shape, dtype=torch.float32)
         return out.copy_(t)
 
+    def rows(self, name: str, r0: int, r1: int) -> torch.Tensor:
+        t = self._handles[self._where[name]].get_slice(name)[r0:r1]  # only these rows leave the memory map
+        out = torch.empty(t.shape, dtype=torch.float32)
+        return out.copy_(t)
+
     def fingerprint(self) -> dict:
         return {"kind": "hf", "files": [file_fingerprint(f) for f in self.files]}
+
+    def __getstate__(self) -> dict:  # worker processes reopen the files themselves
+        return {k: v for k, v in self.__dict__.items() if k != "_handles"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._handles = {f: safe_open(str(f), framework="pt") for f in self.files}
 
 
 def save_hf_checkpoint(directory: str | Path, source: WeightSource, shard_bytes: int | None = None) -> None:

@@ -159,6 +159,9 @@ class Llama2cWeights:
             w = to_rotate_half(w, self.args.n_kv_heads)
         return torch.from_numpy(np.array(w, dtype=np.float32))  # a fresh copy, off the memmap
 
+    def rows(self, name: str, r0: int, r1: int) -> torch.Tensor:
+        return self.get(name)[r0:r1].clone()  # llama2.c models are small; q/k rows are permuted anyway
+
     def fingerprint(self) -> dict:
         return {"kind": "llama2c", "files": [file_fingerprint(self.path)]}
 

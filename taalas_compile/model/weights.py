@@ -26,6 +26,11 @@ class WeightSource(Protocol):
         """A fresh float32 tensor in HF layout."""
         ...
 
+    def rows(self, name: str, r0: int, r1: int) -> torch.Tensor:
+        """Rows [r0, r1) of a tensor, float32, reading no more of the checkpoint than those rows
+        (so a compile streams an 8B model in bounded memory); equal to ``get(name)[r0:r1]``."""
+        ...
+
     def fingerprint(self) -> dict:
         """JSON-able identity: {"kind", "seed"?, "files": [{"path", "bytes", "sha256"}]}."""
         ...

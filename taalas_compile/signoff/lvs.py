@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from taalas_compile.backend.netlist import rom_sha256
+from taalas_compile.backend.blocks import rom_sha256
 from taalas_compile.config.die import KIND_OF_LETTER, Die
 from taalas_compile.die.geometry import Geometry
 from taalas_compile.die.rom_format import NO_CELL, group_layout
