@@ -31,7 +31,7 @@ from taalas_compile.backend.blocks import (
 )
 from taalas_compile.backend.masks import write_lyp, write_masks
 from taalas_compile.backend.netlist import write_netlist
-from taalas_compile.backend.render import render_floorplan
+from taalas_compile.backend.render import render_floorplan, render_placement
 from taalas_compile.backend.roms import const_param
 from taalas_compile.backend.volume import check_resources
 from taalas_compile.die.geometry import Geometry
@@ -58,6 +58,7 @@ from taalas_compile.quant.reference import (
 from taalas_compile.timing import step_timer
 
 MASKS = {"gds": "chip.gds", "oasis": "chip.oas"}
+RENDER_FROM_MASKS_DIGITS = 50_000_000  # above this, floorplan.png is drawn from the placement
 
 
 @dataclass
@@ -148,7 +149,7 @@ def compile_chip(inp: Inputs, out: Path, step: Callable[[str], None] = lambda s:
     Per-block results go to a block cache beside `out` (kept until the compile completes, so an
     interrupted compile resumes there); everything else is written into a staging directory that
     replaces `out` only when complete. `bar(name, total, unit)` returns a progress callback."""
-    c = compile_ir(inp, step, check=lambda pl: check_resources(pl, inp.die, out))
+    c = compile_ir(inp, step, check=lambda pl: check_resources(pl, inp.die, out, opts.fmt, opts.executor.jobs))
     timed = step_timer(c.seconds, step)
     jobs = timed("plan blocks", block_jobs, c, inp, opts.fmt)
     cache = block_cache(out)
@@ -166,7 +167,10 @@ def compile_chip(inp: Inputs, out: Path, step: Callable[[str], None] = lambda s:
     metas = {name: m for r in results for name, m in r.tiles.items()}
     timed("write netlist", write_netlist, tmp, c.placement, metas, inp.die, masks, rom_files)
     write_lyp(tmp / "chip.lyp", inp.die)
-    timed("render floorplan", render_floorplan, tmp / masks, tmp / "chip.lyp", tmp / "floorplan.png", Geometry(inp.die).size)
+    if sum(m.digits for m in metas.values()) <= RENDER_FROM_MASKS_DIGITS:
+        timed("render floorplan", render_floorplan, tmp / masks, tmp / "chip.lyp", tmp / "floorplan.png", Geometry(inp.die).size)
+    else:  # billions of vias: draw the tiles' ROM extents and the routes instead
+        timed("render floorplan", render_placement, c.placement, c.routing, metas, inp.die, tmp / "chip.lyp", tmp / "floorplan.png")
     (tmp / "graph.json").write_text(json.dumps(graph_to_json(c.graph), indent=1) + "\n")
     doc = manifest(inp, c, tmp, {rom_files[r.block]: r.roms_sha256 for r in results})
     (tmp / "manifest.json").write_text(json.dumps(doc, indent=1) + "\n")

@@ -10,26 +10,40 @@ from pathlib import Path
 from taalas_compile.config.die import Die
 from taalas_compile.errors import UserError
 from taalas_compile.mapper.ir import Placement
-from taalas_compile.plan.estimate import fit
+from taalas_compile.plan.estimate import fit, tile_digits
 
 GDS_BYTES_PER_VIA = 28  # one SREF of the select-via cell (header, name, XY, end)
-RAM_BYTES_PER_DIGIT = 3  # codes + ROM image + layout objects while compiling in memory
+OASIS_BYTES_PER_DIGIT = 0.45  # measured: benchmarks/mask_emission.py (deflated per-row via repetitions)
+ROM_BYTES_PER_DIGIT = 1  # roms/*.safetensors: one uint8 per digit cell
+WORKER_BYTES_PER_DIGIT = 6  # a block's codes, band, ROM images and mask bytes while it is built
+NAMES = {"gds": "GDSII", "oasis": "OASIS"}
 
 
 def mask_bytes_estimate(digits: int, fmt: str = "gds") -> int:
     """Bytes of the mask file(s) for `digits` used digit cells in format `fmt` ("gds" or "oasis")."""
-    return digits * GDS_BYTES_PER_VIA
+    return int(digits * (GDS_BYTES_PER_VIA if fmt == "gds" else OASIS_BYTES_PER_DIGIT))
 
 
-def check_resources(pl: Placement, die: Die, out: Path) -> None:
-    """Refuse before writing when the masks would not fit on disk or the compile in memory."""
+def _probe(out: Path) -> Path:
+    return out if out.exists() else next((p for p in out.resolve().parents if p.exists()), Path("."))
+
+
+def check_resources(pl: Placement, die: Die, out: Path, fmt: str = "gds", jobs: int = 1) -> None:
+    """Refuse before any weight is read when the outputs would not fit on disk (the masks twice:
+    block parts, then the assembled file; plus the ROM images) or the block workers in memory."""
     digits = fit(pl, die)["digits_total"]
-    need = mask_bytes_estimate(digits)
-    probe = out if out.exists() else next((p for p in out.resolve().parents if p.exists()), Path("."))
+    masks = mask_bytes_estimate(digits, fmt)
+    need = 2 * masks + digits * ROM_BYTES_PER_DIGIT
+    probe = _probe(out)
     free = shutil.disk_usage(probe).free
     if need > free:
-        raise UserError(f"the GDSII masks would take ~{need / 1e9:.1f} GB ({digits:,} digit cells), {probe} has {free / 1e9:.1f} GB free")
-    ram = digits * RAM_BYTES_PER_DIGIT
+        alt = "" if fmt == "oasis" else f"; --format oasis needs ~{(2 * mask_bytes_estimate(digits, 'oasis') + digits) / 1e9:.1f} GB"
+        raise UserError(f"the {NAMES[fmt]} masks would take ~{masks / 1e9:.1f} GB ({digits:,} digit cells; ~{need / 1e9:.1f} GB "
+                        f"with block parts and ROM images), {probe} has {free / 1e9:.1f} GB free{alt}")
+    per_block: dict[str, int] = {}
+    for t in pl.tiles:
+        per_block[t.block] = per_block.get(t.block, 0) + tile_digits(t)
+    ram = max(per_block.values(), default=0) * WORKER_BYTES_PER_DIGIT * max(jobs, 1)
     avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     if ram > avail:
-        raise UserError(f"compiling {digits:,} digit cells in memory needs ~{ram / 2**30:.0f} GiB, {avail / 2**30:.0f} GiB available")
+        raise UserError(f"{jobs} block worker(s) need ~{ram / 2**30:.1f} GiB, {avail / 2**30:.1f} GiB available: use fewer --jobs")

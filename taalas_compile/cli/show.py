@@ -88,6 +88,25 @@ def _size(n: float) -> str:
     return f"{n:.1f} PB"
 
 
+def run_summary(run: dict, doc: dict) -> Table:
+    """Time per stage, peak memory, bytes written, bytes per weight and weights per second."""
+    t = Table(title=f"run ({run.get('executor', 'this process')})", show_header=False)
+    total = sum(run["seconds"].values())
+    for name, sec in run["seconds"].items():
+        t.add_row(name, f"{sec:.2f} s")
+    t.add_row("[bold]total[/]", f"[bold]{total:.2f} s[/]")
+    peak = run.get("peak_rss", {})
+    if peak:
+        t.add_row("peak memory", f"{peak['main'] / 2**30:.2f} GiB main, {peak['workers'] / 2**30:.2f} GiB per block worker")
+    written = sum(m["bytes"] for m in doc["outputs"].values())
+    weights = doc["figures"]["weights_quantized"]
+    masks = sum(m["bytes"] for k, m in doc["outputs"].items() if k.startswith("chip.") and k != "chip.lyp")
+    reused = sum(b["reused"] for b in run.get("blocks", []))
+    t.add_row("bytes written", f"{_size(written)} ({_size(masks)} masks, {masks / max(weights, 1):.3f} bytes/weight)")
+    t.add_row("weights/s", f"{weights / max(total, 1e-9) / 1e6:,.1f} M ({weights:,} weights" + (f", {reused} blocks reused)" if reused else ")"))
+    return t
+
+
 def compiled(outdir: Path, doc: dict) -> None:
     fig = doc["figures"]
     t = Table(title=f"compiled {doc['recipe']['name']} on die {doc['die']['name']}", show_header=False)
@@ -107,6 +126,8 @@ def compiled(outdir: Path, doc: dict) -> None:
         for it in run["router"]:
             r.add_row(str(it["iteration"]), str(it["overused"]), f"{it['wirelength'] / 1e6:.2f} mm", f"{it['pres_fac']:.2f}", f"{it['seconds']:.2f} s")
         out.print(r)
+    if run.get("seconds"):
+        out.print(run_summary(run, doc))
     files = Table(title=f"outputs in {outdir}/")
     files.add_column("file")
     files.add_column("bytes", justify="right")

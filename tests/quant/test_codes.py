@@ -45,3 +45,31 @@ def test_activation_quantization_is_per_group_and_ragged():
     x = torch.tensor([[1.0, -2.0, 0.5, 127.0, 3.0]])
     y = quantize_activation(x, 2, 8)  # groups [1,-2] [0.5,127] [3]; ties round to even (63.5 -> 64, 0.5 -> 0)
     assert torch.allclose(y, torch.tensor([[2 / 127 * 64, -2.0, 0.0, 127.0, 3.0]]), atol=1e-6)
+
+
+def _whole_array_search(w: torch.Tensor, spec: QuantSpec):
+    """The clip search written plainly over the whole array: the chunked one must match it exactly."""
+    from taalas_compile.quant.codes import CLIP_RATIOS, FP16_TINY
+
+    out, n_in = w.shape
+    g, ng = spec.group, n_groups(n_in, spec.group)
+    wg = np.zeros((out, ng * g), np.float32)
+    wg[:, :n_in] = w.numpy()
+    wg = wg.reshape(out, ng, g)
+    lo, hi = code_range(spec.bits)
+    amax = np.abs(wg).max(axis=2)
+    best_err, best_s = np.full((out, ng), np.inf, np.float32), np.ones((out, ng), np.float16)
+    for r in CLIP_RATIOS:
+        s16 = np.maximum(amax * np.float32(r / hi), FP16_TINY).astype(np.float16)
+        s = s16.astype(np.float32)[:, :, None]
+        err = ((wg - np.clip(np.rint(wg / s), lo, hi) * s) ** 2).sum(axis=2)
+        better = err < best_err
+        best_err, best_s = np.where(better, err, best_err), np.where(better, s16, best_s)
+    return best_s
+
+
+@pytest.mark.parametrize("shape,bits", [((300, 172), 3), ((9000, 64), 6), ((3, 4100), 3)])
+def test_chunked_clip_search_equals_the_whole_array_search(shape, bits):
+    w = torch.randn(shape, generator=torch.Generator().manual_seed(7)) * 0.05
+    q = quantize_tensor(w, QuantSpec(bits, 32))
+    assert np.array_equal(q.scales, _whole_array_search(w, QuantSpec(bits, 32)))
