@@ -20,7 +20,6 @@ from pathlib import Path
 
 import networkx as nx
 import torch
-from safetensors.numpy import load_file
 
 from taalas_compile.backend.blocks import (
     BlockJob,
@@ -29,14 +28,15 @@ from taalas_compile.backend.blocks import (
     run_block,
     worker_init,
 )
-from taalas_compile.backend.masks import write_lyp, write_masks
+from taalas_compile.backend.mask_file import MaskFile
+from taalas_compile.backend.masks import shared_part, top_part, write_lyp
 from taalas_compile.backend.netlist import write_netlist
 from taalas_compile.backend.render import render_floorplan, render_placement
 from taalas_compile.backend.roms import const_param
 from taalas_compile.backend.volume import check_resources
 from taalas_compile.die.geometry import Geometry
 from taalas_compile.executor import ExecutorCfg, run_jobs
-from taalas_compile.files import block_cache, replace_dir, staging_dir
+from taalas_compile.files import block_cache, replace_dir, staging_dir, write_atomic
 from taalas_compile.frontend.ir import graph_to_json
 from taalas_compile.frontend.lower import lower_args
 from taalas_compile.inputs import Inputs, calibration_of
@@ -160,10 +160,7 @@ def compile_chip(inp: Inputs, out: Path, step: Callable[[str], None] = lambda s:
     tmp = staging_dir(out)
     masks = MASKS[opts.fmt]
     rom_files = timed("collect roms", collect_roms, results, cache, tmp)
-    roms = {}
-    for f in rom_files.values():
-        roms.update(load_file(str(tmp / f)))
-    timed("write masks", write_masks, tmp / masks, inp.recipe.name, c.placement, c.routing, roms, inp.die)
+    mask_sha = timed("assemble masks", assemble_masks, tmp / masks, inp, c, opts.fmt, [cache / r.part for r in results])
     metas = {name: m for r in results for name, m in r.tiles.items()}
     timed("write netlist", write_netlist, tmp, c.placement, metas, inp.die, masks, rom_files)
     write_lyp(tmp / "chip.lyp", inp.die)
@@ -172,7 +169,7 @@ def compile_chip(inp: Inputs, out: Path, step: Callable[[str], None] = lambda s:
     else:  # billions of vias: draw the tiles' ROM extents and the routes instead
         timed("render floorplan", render_placement, c.placement, c.routing, metas, inp.die, tmp / "chip.lyp", tmp / "floorplan.png")
     (tmp / "graph.json").write_text(json.dumps(graph_to_json(c.graph), indent=1) + "\n")
-    doc = manifest(inp, c, tmp, {rom_files[r.block]: r.roms_sha256 for r in results})
+    doc = manifest(inp, c, tmp, {masks: mask_sha, **{rom_files[r.block]: r.roms_sha256 for r in results}})
     (tmp / "manifest.json").write_text(json.dumps(doc, indent=1) + "\n")
     # the one file that is not reproducible: how this run went
     run = {"seconds": c.seconds, "router": [asdict(it) for it in c.routing.iterations],
@@ -185,6 +182,30 @@ def compile_chip(inp: Inputs, out: Path, step: Callable[[str], None] = lambda s:
     replace_dir(tmp, out)
     shutil.rmtree(cache, ignore_errors=True)
     return doc
+
+
+def assemble_masks(path: Path, inp: Inputs, c: Compiled, fmt: str, parts: list[Path]) -> str:
+    """The mask file from its parts: header, shared cells, each block's cells in order (streamed
+    from the block cache), routing and top cell, trailer. Returns its sha256."""
+    digest = {}
+
+    def write(p: Path) -> None:
+        with MaskFile(p, fmt, libname=inp.recipe.name) as f:
+            for chunk in _chunks(shared_part(inp.die, fmt), parts, top_part(inp.recipe.name, c.placement, c.routing, inp.die, fmt)):
+                f.add(chunk)
+        digest["sha256"] = f.sha256.hexdigest()
+
+    write_atomic(path, write)
+    return digest["sha256"]
+
+
+def _chunks(head: bytes, parts: list[Path], tail: bytes, size: int = 1 << 24):
+    yield head
+    for p in parts:
+        with open(p, "rb") as f:
+            while b := f.read(size):
+                yield b
+    yield tail
 
 
 def collect_roms(results: list[BlockResult], cache: Path, tmp: Path) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Per-block work of a compile: the ROM images and mask cells of one layer block.
+"""Per-block work of a compile: the ROM images and the mask cells of one layer block.
 
 A compile is cut into one `BlockJob` per layer block (io, head, L0.., tail). A job carries
 everything its result depends on — its tiles, the die, the mask format, the bit plan of the tensors
@@ -27,6 +27,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from taalas_compile import __version__
+from taalas_compile.backend.masks import block_part
 from taalas_compile.backend.roms import tile_block, tile_consts, tile_image
 from taalas_compile.config.die import Die
 from taalas_compile.die.rom_format import NO_CELL
@@ -37,7 +38,8 @@ from taalas_compile.quant.codes import QTensor, QuantSpec, quantize_tensor
 
 _PKG = Path(__file__).resolve().parent.parent
 # the code a block's bytes depend on: any change is a cache miss
-_CODE = ("backend/blocks.py", "backend/roms.py", "backend/masks.py", "die/rom_format.py", "die/geometry.py",
+_CODE = ("backend/blocks.py", "backend/roms.py", "backend/masks.py", "backend/layout_ir.py", "backend/rom_layout.py",
+         "backend/gds_stream.py", "backend/oasis_stream.py", "die/rom_format.py", "die/geometry.py",
          "quant/codes.py", "model/synthetic.py", "model/hf.py", "model/llama2c.py", "model/rope.py")
 
 
@@ -74,6 +76,8 @@ class BlockResult:
     block: str
     key: str
     roms: str  # file name in the block cache: the block's ROM images (safetensors, uint8 digits)
+    part: str  # file name in the block cache: the block's cells in the mask format (T_ tiles + B_ block)
+    part_bytes: int
     roms_sha256: str
     roms_bytes: int
     tiles: dict[str, TileMeta]
@@ -130,14 +134,14 @@ def block_images(job: BlockJob) -> dict[str, np.ndarray]:
             for t in job.tiles}
 
 
-def _files(cache: Path, job: BlockJob) -> tuple[Path, Path]:
+def _files(cache: Path, job: BlockJob) -> tuple[Path, Path, Path]:
     stem = f"{job.index:03d}-{job.block}-{job.key[:16]}"
-    return cache / f"{stem}.roms.safetensors", cache / f"{stem}.json"
+    return cache / f"{stem}.roms.safetensors", cache / f"{stem}.{job.fmt}.part", cache / f"{stem}.json"
 
 
 def load_result(cache: Path, job: BlockJob) -> BlockResult | None:
     """A finished block in the cache (its record is written last), or None."""
-    _, rec = _files(cache, job)
+    *_, rec = _files(cache, job)
     if not rec.is_file():
         return None
     d = json.loads(rec.read_text())
@@ -153,8 +157,9 @@ def run_block(job: BlockJob, cache: Path) -> BlockResult:
     done = load_result(cache, job)
     if done is not None:
         return done
-    roms_path, rec = _files(cache, job)
+    roms_path, part_path, rec = _files(cache, job)
     images = block_images(job)
+    write_atomic(part_path, lambda p: p.write_bytes(block_part(job.block, job.tiles, images, job.die, job.fmt)))
     write_atomic(roms_path, lambda p: (save_file({k: np.ascontiguousarray(v) for k, v in images.items()}, str(p)), p.chmod(0o644)))
     h = hashlib.sha256()
     with open(roms_path, "rb") as f:
@@ -162,8 +167,10 @@ def run_block(job: BlockJob, cache: Path) -> BlockResult:
             h.update(b)
     tiles = {name: TileMeta(int(img.shape[0]), int(img.shape[1]), rom_sha256(img), int((img != NO_CELL).sum()))
              for name, img in images.items()}
-    res = BlockResult(job.index, job.block, job.key, roms_path.name, h.hexdigest(), roms_path.stat().st_size, tiles,
-                      job.n_weights, time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    res = BlockResult(index=job.index, block=job.block, key=job.key, roms=roms_path.name, part=part_path.name,
+                      part_bytes=part_path.stat().st_size, roms_sha256=h.hexdigest(), roms_bytes=roms_path.stat().st_size,
+                      tiles=tiles, weights=job.n_weights, seconds=time.perf_counter() - t0,
+                      peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     doc = {k: v for k, v in res.__dict__.items() if k != "reused"}
     doc["tiles"] = {k: v.__dict__ for k, v in tiles.items()}
     write_atomic(rec, lambda p: p.write_text(json.dumps(doc, indent=1) + "\n"))

@@ -11,6 +11,7 @@ need atomicity write to a temporary name and rename (`files.write_atomic`).
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from pathlib import Path
 from types import ModuleType
@@ -34,11 +35,13 @@ class MaskFile:
         self.fmt, self._w = fmt, writer(fmt)
         self._f = open(path, "wb")
         self.crc, self.size = 0, 0
+        self.sha256 = hashlib.sha256()  # of the whole file, for the manifest without reading it back
         self.add(self._w.header(libname) if fmt == "gds" else self._w.header())
 
     def add(self, part: bytes) -> None:
         self._f.write(part)
         self.crc = zlib.crc32(part, self.crc)
+        self.sha256.update(part)
         self.size += len(part)
 
     def close(self) -> None:
