@@ -1,4 +1,5 @@
-"""The floorplan PNG is rendered headless from the masks on disk."""
+"""The floorplan PNG is rendered headless from the masks on disk (or, for a chip too large to
+draw, from its placement)."""
 
 import struct
 import zlib
@@ -29,3 +30,21 @@ def test_compile_renders_a_floorplan_with_the_die_aspect(tiny_chip, tmp_path):
     again = tmp_path / "again.png"
     render_floorplan(tiny_chip / "chip.gds", tiny_chip / "chip.lyp", again, Geometry(load_die("mini")).size)
     assert again.read_bytes() == png.read_bytes()
+
+
+def test_a_chip_too_large_to_draw_is_rendered_from_its_placement(tiny_chip, tmp_path):
+    from taalas_compile.backend.blocks import TileMeta
+    from taalas_compile.backend.netlist import read_netlist
+    from taalas_compile.backend.render import render_placement
+    from taalas_compile.inputs import resolve
+    from taalas_compile.pipeline import compile_ir
+
+    c = compile_ir(resolve("tiny-llama"))
+    _, _, doc = read_netlist(tiny_chip, roms=False)
+    metas = {t["name"]: TileMeta(t["rom_region"]["rows"], t["rom_region"]["cols"], t["rom_region"]["sha256"], 0) for t in doc["tiles"]}
+    png = tmp_path / "floorplan.png"
+    render_placement(c.placement, c.routing, metas, load_die("mini"), tiny_chip / "chip.lyp", png)
+    width, height, pixels = png_size_and_pixels(png)
+    masks_w, masks_h, _ = png_size_and_pixels(tiny_chip / "floorplan.png")
+    assert (width, height) == (masks_w, masks_h) and len(set(pixels)) > 2
+    assert list(tmp_path.iterdir()) == [png]  # its scratch layout is gone
