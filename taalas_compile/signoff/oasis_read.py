@@ -74,9 +74,10 @@ def check_crc(path: Path) -> None:
         raise OasisError(f"{path}: too short to be an OASIS file ({size} bytes)")
     with open(path, "rb") as f:
         f.seek(size - 5)
-        scheme, sig = f.read(1)[0], struct.unpack("<I", f.read(4))[0]
-        if scheme == 0:
-            return
+        tail = f.read(5)
+        scheme, sig = tail[0], struct.unpack("<I", tail[1:])[0]
+        if scheme not in (1, 2) and tail[-1] == 0:
+            return  # validation scheme 0: END ends with the scheme, no signature
         if scheme != 1:
             raise OasisError(f"{path}: validation scheme {scheme} is not supported (CRC32 only)")
         f.seek(0)
@@ -93,16 +94,15 @@ def read_cells(path: Path, validate: bool = True) -> Iterator[OasisCell]:
     path = Path(path)
     if validate:
         check_crc(path)
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        if mm[: len(MAGIC)] != MAGIC:
-            raise OasisError(f"{path}: not an OASIS file (no magic string)")
-        r = _Reader(path)
-        try:
-            yield from r.records(mm, len(MAGIC), len(mm), top=True)
-        finally:
-            r.buf = r.arr = None  # release the map before it closes
-        if not r.ended:
-            raise OasisError(f"{path}: no END record: the file is truncated")
+    with open(path, "rb") as f:
+        # closed when the last view of it goes (an error's traceback may still hold one)
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    if mm[: len(MAGIC)] != MAGIC:
+        raise OasisError(f"{path}: not an OASIS file (no magic string)")
+    r = _Reader(path)
+    yield from r.records(mm, len(MAGIC), len(mm), top=True)
+    if not r.ended:
+        raise OasisError(f"{path}: no END record: the file is truncated")
 
 
 # --- decoding --------------------------------------------------------------------------------
