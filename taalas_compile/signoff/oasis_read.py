@@ -240,24 +240,29 @@ class _Reader:
 
     def _expand_spaced(self) -> None:
         """All of a cell's records with one-axis repetitions, expanded at once."""
+        zero = np.zeros(1, np.uint8)
         for (kind, key), recs in self._spaced.items():
             n = np.array([len(r.spacings) + 1 for _, r in recs])
             at = np.cumsum(n) - n
-            steps = np.zeros(int(n.sum()), np.int64)
-            idx = np.repeat(at + 1 - (np.cumsum(n - 1) - (n - 1)), n - 1) + np.arange(int((n - 1).sum()))
-            if idx.size:
-                steps[idx] = np.concatenate([r.spacings for _, r in recs])
+            steps = np.concatenate([a for _, r in recs for a in (zero, r.spacings)], dtype=np.int64)
             cs = np.cumsum(steps)
-            d = cs - np.repeat(cs[at], n)  # offset along the axis, in grid units
-            grid = np.repeat([r.grid for _, r in recs], n)
-            axis = np.repeat([r.axis for _, r in recs], n)
-            pts = np.repeat(np.array([o for o, _ in recs], np.int64), n, axis=0)
-            move = d * grid
-            pts[:, 0] += np.where(axis == 0, move, 0)
-            pts[:, 1] += np.where(axis == 1, move, 0)
-            if pts.shape[1] == 4:
-                pts[:, 2] += np.where(axis == 0, move, 0)
-                pts[:, 3] += np.where(axis == 1, move, 0)
+            d = cs - np.repeat(cs[at], n)  # offset along the axis, in grid units, per element
+            origins = np.array([o for o, _ in recs], np.int64)
+            grids = {(r.axis, r.grid) for _, r in recs}
+            pts = np.empty((d.size, origins.shape[1]), np.int64)
+            for j in range(origins.shape[1]):
+                pts[:, j] = np.repeat(origins[:, j], n)
+            if len(grids) == 1:  # the usual case: one axis and grid for all
+                ((axis, grid),) = grids
+                move = d * grid
+                pts[:, axis] += move
+                if pts.shape[1] == 4:
+                    pts[:, axis + 2] += move
+            else:
+                move = d * np.repeat([r.grid for _, r in recs], n)
+                axis = np.repeat([r.axis for _, r in recs], n)
+                for j in range(pts.shape[1]):
+                    pts[:, j] += np.where(axis == j % 2, move, 0)
             self._parts.setdefault((kind, key), []).append(pts)
         self._spaced = {}
 
@@ -267,7 +272,7 @@ class _Reader:
         c = self.cell
         self._expand_spaced()
         for (kind, key), arrs in self._parts.items():
-            (c.rects if kind == "r" else c.placements)[key] = np.concatenate(arrs).astype(np.int64)
+            (c.rects if kind == "r" else c.placements)[key] = arrs[0] if len(arrs) == 1 else np.concatenate(arrs)
         self.cell, self._parts = None, {}
         return c
 
