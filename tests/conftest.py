@@ -37,3 +37,13 @@ def stories_chip(tmp_path_factory, stories_path, tok512_path) -> Path:
     out = tmp_path_factory.mktemp("chips") / "stories260k"
     compile_chip(resolve("stories260k", stories_path, tok512_path), out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_ir():
+    """(inputs, Compiled) of tiny-llama: every IR of the compile `tiny_chip` writes to disk."""
+    from taalas_compile.inputs import resolve
+    from taalas_compile.pipeline import compile_ir
+
+    inp = resolve("tiny-llama")
+    return inp, compile_ir(inp)

@@ -17,9 +17,10 @@ import struct
 import numpy as np
 
 from taalas_compile.backend.layout_ir import CellSpec, Label, Rect, Ref
-from taalas_compile.backend.rom_layout import row_runs, select_via_positions, used_widths
+from taalas_compile.backend.rom_layout import digit_offsets, row_runs, used_widths
 from taalas_compile.config.die import Die
 from taalas_compile.die.geometry import Geometry
+from taalas_compile.die.rom_format import NO_CELL
 
 MAX_REPEAT = 32767  # AREF columns and rows are signed 16-bit
 TIMESTAMP = (2000, 1, 1, 0, 0, 0)  # modification and access time of every library and cell
@@ -119,19 +120,36 @@ _SREF_HEAD = np.frombuffer(_rec(SREF) + _rec(SNAME, _str("SEL")) + struct.pack("
 _SREF_END = np.frombuffer(_rec(ENDEL), np.uint8)
 
 
-def sel_srefs(pos: np.ndarray) -> bytes:
-    """One SREF of SEL per row of pos [n, 2] (nm), vectorised."""
-    out = np.empty(len(pos), _SREF_DTYPE)
-    out["head"] = _SREF_HEAD
-    out["x"], out["y"] = pos[:, 0], pos[:, 1]
-    out["end"] = _SREF_END
-    return out.tobytes()
+def sel_srefs(img: np.ndarray, geo: Geometry, out: np.ndarray | None = None) -> np.ndarray:
+    """One SREF of SEL per used cell of the image (row-major), as uint8 records (written into
+    `out`, 28 bytes per used cell, when given)."""
+    p, n_cols = geo.die.cell.pitch, img.shape[1]
+    off = digit_offsets(geo)
+    lut = np.zeros((2, 256), np.int32)  # digit -> x, y offset of its via (NO_CELL: unused)
+    lut[:, : len(off)] = off.T
+    used = img != NO_CELL
+    n = int(used.sum())
+    out = np.empty(n * _SREF_DTYPE.itemsize, np.uint8) if out is None else out
+    rec = out.view(_SREF_DTYPE)
+    rec["head"], rec["end"] = _SREF_HEAD, _SREF_END
+    full = n == img.size
+    x = lut[0][img] + (np.arange(n_cols, dtype=np.int32) * p)[None, :]
+    rec["x"] = x.reshape(-1) if full else x[used]
+    y = lut[1][img] + (np.arange(img.shape[0], dtype=np.int32) * p)[:, None]
+    rec["y"] = y.reshape(-1) if full else y[used]
+    return out
 
 
 def rom_tile_bytes(name: str, img: np.ndarray, die: Die) -> bytes:
     """The cell `name` of one tile's ROM: AREFs of ROMCELL over its used cells (one per run of rows
     of equal used width) and one SREF of SEL per select via."""
-    geo = Geometry(die)
     p = die.cell.pitch
-    pads = [_ref(Ref("ROMCELL", 0, r0 * p, w, n, p, p)) for r0, n, w in row_runs(used_widths(img, name))]
-    return _begin(name) + b"".join(pads) + sel_srefs(select_via_positions(img, geo)) + _rec(ENDSTR)
+    widths = used_widths(img, name)
+    pads = [_ref(Ref("ROMCELL", 0, r0 * p, w, n, p, p)) for r0, n, w in row_runs(widths)]
+    head, tail = _begin(name) + b"".join(pads), _rec(ENDSTR)
+    n = int(widths.sum()) * _SREF_DTYPE.itemsize
+    out = np.empty(len(head) + n + len(tail), np.uint8)  # the vias are written in place
+    out[: len(head)] = np.frombuffer(head, np.uint8)
+    sel_srefs(img, Geometry(die), out[len(head) : len(head) + n])
+    out[len(head) + n :] = np.frombuffer(tail, np.uint8)
+    return out.tobytes()

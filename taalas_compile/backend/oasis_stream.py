@@ -31,6 +31,9 @@ from taalas_compile.die.rom_format import NO_CELL
 
 MAGIC = b"%SEMI-OASIS\r\n"
 LEVEL = 1  # zlib level of the CBLOCKs: fast; higher levels buy a few percent (benchmarks/mask_emission.py)
+# ROM tiles are deflated Huffman-only: their bytes are via spacings with almost no repeated
+# strings, so string matching costs time and gains nothing (measured: smaller and ~2x faster)
+TILE_STRATEGY = zlib.Z_HUFFMAN_ONLY
 END_BYTES = 256
 
 # record ids
@@ -64,24 +67,24 @@ def string(s: str) -> bytes:
 
 
 def uints(v: np.ndarray) -> bytes:
-    """Many unsigned-integers at once (int64 [n] >= 0) -> their concatenated encodings."""
+    """Many unsigned-integers at once (int [n] >= 0) -> their concatenated encodings. Built for
+    streams of mostly one-byte values: multi-byte values get their further bytes inserted."""
     v = np.asarray(v, np.int64)
-    if v.size == 0:
-        return b""
-    if v.max() < 0x80:
-        return v.astype(np.uint8).tobytes()
-    n = np.ones(v.size, np.int64)  # bytes per value
-    t = v >> 7
-    while (t > 0).any():
-        n += t > 0
+    out = (v & 0x7F).astype(np.uint8)
+    big = np.flatnonzero(v >= 0x80)
+    if big.size == 0:
+        return out.tobytes()
+    out[big] |= 0x80
+    vb = v[big]
+    nb = np.ones(big.size, np.int64)  # bytes per multi-byte value
+    t = vb >> 7
+    while t.any():
+        nb += t > 0
         t >>= 7
-    end = np.cumsum(n)
-    start = end - n
-    out = np.empty(int(end[-1]), np.uint8)
-    for k in range(int(n.max())):
-        sel = np.flatnonzero(n > k)
-        out[start[sel] + k] = ((v[sel] >> (7 * k)) & 0x7F) | ((n[sel] > k + 1) << 7)
-    return out.tobytes()
+    k = np.arange(int((nb - 1).sum())) - np.repeat(np.cumsum(nb - 1) - (nb - 1), nb - 1) + 1  # byte number 1..nb-1
+    owner = np.repeat(np.arange(big.size), nb - 1)
+    more = ((vb[owner] >> (7 * k)) & 0x7F) | ((k < nb[owner] - 1) << 7)
+    return np.insert(out, np.repeat(big + 1, nb - 1), more.astype(np.uint8)).tobytes()
 
 
 def _gdelta(dx: int, dy: int) -> bytes:
@@ -98,17 +101,17 @@ def _repetition(cols: int, rows: int, dx: int, dy: int) -> bytes:
     return uint(3) + uint(rows - 2) + uint(dy)
 
 
-def cblock(body: bytes, level: int = LEVEL) -> bytes:
+def cblock(body: bytes, level: int = LEVEL, strategy: int = zlib.Z_DEFAULT_STRATEGY) -> bytes:
     """CBLOCK of raw DEFLATE (comp-type 0); empty bodies are written as nothing."""
     if not body:
         return b""
-    z = zlib.compressobj(level, zlib.DEFLATED, -15)
+    z = zlib.compressobj(level, zlib.DEFLATED, -15, 9, strategy)
     comp = z.compress(body) + z.flush()
     return uint(CBLOCK) + uint(0) + uint(len(body)) + uint(len(comp)) + comp
 
 
-def _cell(name: str, body: bytes, level: int) -> bytes:
-    return uint(CELL) + string(name) + cblock(body, level)
+def _cell(name: str, body: bytes, level: int, strategy: int = zlib.Z_DEFAULT_STRATEGY) -> bytes:
+    return uint(CELL) + string(name) + cblock(body, level, strategy)
 
 
 # --- file ------------------------------------------------------------------------------------
@@ -160,43 +163,43 @@ def sel_placements(img: np.ndarray, geo: Geometry) -> bytes:
     """The select vias of an image as PLACEMENTs of SEL: one per (digit, row), repeated along x on
     the cell-pitch grid (repetition type 5), ordered by digit then row. The first names SEL, the
     others reuse the modal cell."""
-    p, ncols = geo.die.cell.pitch, img.shape[1]
-    flat = img.reshape(-1)
-    idx = np.flatnonzero(flat != NO_CELL)
-    if idx.size == 0:
+    p, (n_rows, n_cols) = geo.die.cell.pitch, img.shape
+    flat, off = img.reshape(-1), digit_offsets(geo)
+    row_starts = np.arange(n_rows + 1) * n_cols
+    streams = []
+    for d in range(len(off)):
+        pos = np.flatnonzero(flat == d)  # row-major
+        if pos.size == 0:
+            continue
+        bounds = np.searchsorted(pos, row_starts)
+        n = np.diff(bounds)
+        rows = np.flatnonzero(n)
+        n, first = n[rows], bounds[rows]
+        x, y = (pos[first] - rows * n_cols) * p + off[d, 0], rows * p + off[d, 1]
+        # a record as unsigned-integer tokens: 17, info, x, y [, 5, n - 2, grid, the n - 1 spacings]
+        # (info is a raw byte; both values used are < 0x80, so it encodes the same; x, y >= 0 are
+        # signed-integers: 2 * value)
+        multi = n > 1
+        hlen = 4 + 3 * multi
+        hdr = np.empty((n.size, 7), np.int64)
+        hdr[:, 0], hdr[:, 1] = PLACEMENT, np.where(multi, P_X | P_Y | P_R, P_X | P_Y)
+        hdr[:, 2], hdr[:, 3], hdr[:, 4], hdr[:, 5], hdr[:, 6] = 2 * x, 2 * y, 5, n - 2, p
+        hdr = hdr[np.arange(7)[None, :] < hlen[:, None]]
+        tok = np.diff(pos, prepend=0)  # spacings in cells within a row
+        last = np.cumsum(hlen) - 1
+        tok[first] = hdr[last]  # a record's first slot holds the last token of its header ...
+        tok = np.insert(tok, np.repeat(first, hlen - 1), np.delete(hdr, last))  # ... the rest go before it
+        streams.append(tok)
+    if not streams:
         return b""
-    digit = flat[idx]
-    order = np.argsort(digit, kind="stable")  # radix sort: (digit, row, col) order
-    idx, digit = idx[order], digit[order].astype(np.int64)
-    rows, cols = np.divmod(idx, ncols)
-    key = digit * img.shape[0] + rows
-    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])  # first via of each record
-    n = np.diff(np.r_[first, idx.size])  # vias per record
-    off = digit_offsets(geo)[digit[first]]
-    x, y = cols[first] * p + off[:, 0], rows[first] * p + off[:, 1]
-    # each record as unsigned-integer tokens: 17, info, x, y [, 5, n - 2, grid, n - 1 spacings]
-    # (info bytes are raw bytes; both values used here are < 0x80, so they encode the same)
-    multi = n > 1
-    length = 4 + multi * (n + 2)
-    at = np.cumsum(length) - length
-    tok = np.empty(int(length.sum()), np.int64)
-    tok[at] = PLACEMENT
-    tok[at + 1] = np.where(multi, P_X | P_Y | P_R, P_X | P_Y)
-    tok[at + 2], tok[at + 3] = 2 * x, 2 * y  # signed-integers >= 0
-    m = np.flatnonzero(multi)
-    tok[at[m] + 4], tok[at[m] + 5], tok[at[m] + 6] = 5, n[m] - 2, p
-    gaps = np.diff(cols)
-    gaps = np.delete(gaps, first[1:] - 1)  # spacings within a record only
-    gstart = np.cumsum(n - 1) - (n - 1)
-    tok[np.repeat(at + 7 - gstart, n - 1) + np.arange(gaps.size)] = gaps
-    # the first record names the cell: rewrite its first two tokens as bytes
-    head = uint(PLACEMENT) + bytes([int(tok[1]) | P_C]) + string("SEL")
-    return head + uints(tok[2:])
+    # the first record names the cell: its first two tokens are written as bytes
+    head = uint(PLACEMENT) + bytes([int(streams[0][1]) | P_C]) + string("SEL")
+    return head + b"".join(uints(t) for t in [streams[0][2:], *streams[1:]])
 
 
-def rom_tile_bytes(name: str, img: np.ndarray, die: Die, level: int = LEVEL) -> bytes:
+def rom_tile_bytes(name: str, img: np.ndarray, die: Die, level: int = LEVEL, strategy: int = TILE_STRATEGY) -> bytes:
     """The cell `name` of one tile's ROM: PLACEMENT arrays of ROMCELL over its used cells (one per
     run of rows of equal used width) and the select vias (`sel_placements`), in one CBLOCK."""
     geo, p = Geometry(die), die.cell.pitch
     pads = [_ref(Ref("ROMCELL", 0, r0 * p, w, n, p, p)) for r0, n, w in row_runs(used_widths(img, name))]
-    return _cell(name, b"".join(pads) + sel_placements(img, geo), level)
+    return _cell(name, b"".join(pads) + sel_placements(img, geo), level, strategy)
