@@ -1,0 +1,150 @@
+"""ROM tiles checked cell by cell from an OASIS mask file, streaming: for chips whose billions of
+vias no layout database can hold at once (the 8B chip), and equally for small ones.
+
+A tile cell `T_<tile>` may hold only `ROMCELL` placements (a digit cell's pad and output via) on the
+cell-pitch grid and `SEL` placements (one select via) at one of the eight digit sites of a padded
+cell. Those two cells are the die's own (checked against it here), and the die's digit cell passes
+DRC by construction (`die/geometry.py check_rules`), so a tile cell that keeps to this grammar is
+DRC-clean; anything else is reported where it is. The digits read back from the placements are
+compared with the netlist's ROM image of the tile, and each tile cell must be placed, in its
+block cell, at the ROM origin of the site its tile was given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from taalas_compile.backend.masks import cell_name
+from taalas_compile.backend.rom_layout import digit_offsets
+from taalas_compile.config.die import Die
+from taalas_compile.die.geometry import OUTPUT_SITE, Geometry
+from taalas_compile.die.rom_format import NO_CELL
+from taalas_compile.mapper.ir import Placement
+from taalas_compile.signoff.findings import Findings, Violation
+from taalas_compile.signoff.oasis_read import OasisCell
+
+MAX_REPORTED = 20  # violations reported per tile and kind (the count is in the message)
+
+
+@dataclass
+class RomCheck:
+    tiles: int = 0  # tile cells checked
+    vias: int = 0  # select vias read
+    cells: int = 0  # digit cells (pads) read
+    placed: dict[str, tuple[int, int]] = field(default_factory=dict)  # tile cell -> where its block places it
+    other: list[OasisCell] = field(default_factory=list)  # ROUTING and the top cell, for the net check
+
+
+def tile_image(cell: OasisCell, shape: tuple[int, int], geo: Geometry, f: Findings, where: str, origin: tuple[int, int]) -> np.ndarray:
+    """The digits a tile cell's placements draw, [rows, cols] like its ROM image (NO_CELL unused);
+    every deviation from the tile grammar is a violation located on the die (`origin` + offset)."""
+    p = geo.die.cell.pitch
+    ox, oy = origin
+    rows, cols = shape
+    for key in cell.rects:
+        f.add(Violation("drc.rom_shape", f"{len(cell.rects[key])} loose shape(s) on layer {key[0]}/{key[1]} in a ROM tile", ox, oy, where))
+    for name in set(cell.placements) - {"ROMCELL", "SEL"}:
+        f.add(Violation("drc.rom_shape", f"placement of {name} in a ROM tile", ox, oy, where))
+    img = np.full(shape, NO_CELL, np.uint8)
+    pads = cell.placements.get("ROMCELL", np.zeros((0, 2), np.int64))
+    j, rx = np.divmod(pads[:, 0], p)
+    i, ry = np.divmod(pads[:, 1], p)
+    ok = (rx == 0) & (ry == 0) & (i >= 0) & (i < rows) & (j >= 0) & (j < cols)
+    for k in np.flatnonzero(~ok)[:MAX_REPORTED]:
+        f.add(Violation("drc.rom_grid", "digit cell off the cell grid or outside the ROM array", ox + int(pads[k, 0]), oy + int(pads[k, 1]), where))
+    pad = np.zeros(shape, np.int32)
+    np.add.at(pad, (i[ok], j[ok]), 1)
+    for ci, cj in np.argwhere(pad > 1)[:MAX_REPORTED]:
+        f.add(Violation("drc.rom_grid", "two digit cells on one cell", ox + int(cj) * p, oy + int(ci) * p, where))
+    sel = cell.placements.get("SEL", np.zeros((0, 2), np.int64))
+    j, rx = np.divmod(sel[:, 0], p)
+    i, ry = np.divmod(sel[:, 1], p)
+    off = digit_offsets(geo)
+    code = np.full(len(sel), -1, np.int64)  # digit of each via's site, -1 off every digit site
+    for d, (dx, dy) in enumerate(off):
+        code[(rx == dx) & (ry == dy)] = d
+    inside = (i >= 0) & (i < rows) & (j >= 0) & (j < cols)
+    bad = (code < 0) | ~inside
+    for k in np.flatnonzero(bad)[:MAX_REPORTED]:
+        c = geo.site_center(OUTPUT_SITE)
+        what = "select via on the output site" if (rx[k], ry[k]) == c else "select via off every digit site"
+        f.add(Violation("lvs.via_misplaced", what, ox + int(sel[k, 0]), oy + int(sel[k, 1]), where))
+    i, j, code = i[~bad], j[~bad], code[~bad]
+    count = np.zeros(shape, np.int32)
+    np.add.at(count, (i, j), 1)
+    for ci, cj in np.argwhere(count > 1)[:MAX_REPORTED]:
+        f.add(Violation("lvs.via_extra", "two select vias in one digit cell", ox + int(cj) * p + p // 2, oy + int(ci) * p + p // 2, f"{where} cell ({ci}, {cj})"))
+    unpadded = pad[i, j] == 0
+    for k in np.flatnonzero(unpadded)[:MAX_REPORTED]:
+        f.add(Violation("lvs.via_extra", "select via in a cell without an output via", ox + int(j[k]) * p + p // 2, oy + int(i[k]) * p + p // 2,
+                        f"{where} cell ({int(i[k])}, {int(j[k])})"))
+    img[i[~unpadded], j[~unpadded]] = code[~unpadded]
+    return img
+
+
+def compare_tile(name: str, got: np.ndarray, want: np.ndarray, geo: Geometry, f: Findings, origin: tuple[int, int]) -> None:
+    """Extracted digits against the netlist's ROM image of one tile, cell by cell."""
+    p = geo.die.cell.pitch
+    diff = np.argwhere(got != want)
+    for ci, cj in diff[:MAX_REPORTED]:
+        g, w = int(got[ci, cj]), int(want[ci, cj])
+        what = (f"digit {g} where the netlist has {w}" if g != NO_CELL and w != NO_CELL
+                else "missing digit cell or select via" if g == NO_CELL else "digit cell the netlist does not have")
+        f.add(Violation("lvs.rom", f"{what} ({len(diff)} cell(s) differ in this tile)", origin[0] + int(cj) * p + p // 2,
+                        origin[1] + int(ci) * p + p // 2, f"{name} cell ({ci}, {cj})"))
+
+
+def check_rom_cells(cells: Iterable[OasisCell], pl: Placement, images_of: Callable[[str], dict[str, np.ndarray]], die: Die, f: Findings,
+                    on_tile: Callable[[str, np.ndarray], None] = lambda name, img: None) -> RomCheck:
+    """Every tile cell (e.g. `read_cells(path)` of an OASIS file) against the netlist, one cell at a time. `images_of(block)`
+    gives the netlist's images of a block's tiles (loaded as the file reaches the block);
+    `on_tile(name, digits)` receives each extracted image (e.g. for the emulator)."""
+    geo = Geometry(die)
+    tiles = {cell_name("T", t.name): t for t in pl.tiles}
+    blocks = {cell_name("B", t.block): t.block for t in pl.tiles}
+    res, block, want = RomCheck(), None, {}
+    seen: set[str] = set()
+    for cell in cells:
+        if cell.name in tiles:
+            t = tiles[cell.name]
+            if t.block != block:
+                block, want = t.block, images_of(t.block)
+            origin = geo.rom_origin(t.site)
+            got = tile_image(cell, want[t.name].shape, geo, f, t.name, origin)
+            compare_tile(t.name, got, want[t.name], geo, f, origin)
+            on_tile(t.name, got)
+            res.tiles += 1
+            res.vias += len(cell.placements.get("SEL", ()))
+            res.cells += len(cell.placements.get("ROMCELL", ()))
+            seen.add(cell.name)
+        elif cell.name in blocks:
+            for name, pos in cell.placements.items():
+                t = tiles.get(name)
+                if t is None or t.block != blocks[cell.name] or len(pos) != 1 or tuple(map(int, pos[0])) != geo.rom_origin(t.site):
+                    where = pos[0] if len(pos) else (0, 0)
+                    f.add(Violation("lvs.tile_place", f"{cell.name} places {name} {len(pos)} time(s), not once at its site's ROM origin",
+                                    int(where[0]), int(where[1]), name))
+        elif cell.name in ("ROMCELL", "SEL"):
+            _check_die_cell(cell, geo, f)
+        else:
+            res.other.append(cell)
+    for name in sorted(set(tiles) - seen):
+        f.add(Violation("lvs.rom", "tile cell missing from the masks", *geo.rom_origin(tiles[name].site), tiles[name].name))
+    return res
+
+
+def _check_die_cell(cell: OasisCell, geo: Geometry, f: Findings) -> None:
+    """ROMCELL and SEL must be exactly the die's digit-cell pad + output via and one select via."""
+    die, h = geo.die, geo.die.rules.via_size // 2
+    via, metal = (die.layers.via.layer, die.layers.via.datatype), (die.layers.metal.layer, die.layers.metal.datatype)
+    if cell.name == "ROMCELL":
+        cx, cy = geo.site_center(OUTPUT_SITE)
+        want = {metal: [list(geo.pad)], via: [[cx - h, cy - h, cx + h, cy + h]]}
+    else:
+        want = {via: [[-h, -h, h, h]]}
+    got = {k: v.tolist() for k, v in cell.rects.items()}
+    if got != want or cell.placements:
+        f.add(Violation("drc.rom_shape", f"{cell.name} is not the die's {'digit cell' if cell.name == 'ROMCELL' else 'select via'}", 0, 0, cell.name))
