@@ -134,6 +134,8 @@ def _extract_roms(pts, col, row, geo: Geometry, f: Findings, site_names: dict) -
     p = die.cell.pitch
     site_of_offset = {geo.site_center(s): s for s in range(9)}
     roms: dict[tuple[int, int], np.ndarray] = {}
+    if len(pts) == 0:
+        return roms
     order = np.lexsort((col, row))
     pts, col, row = pts[order], col[order], row[order]
     keys = np.stack([col, row], 1)

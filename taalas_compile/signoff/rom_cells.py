@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -148,3 +149,34 @@ def _check_die_cell(cell: OasisCell, geo: Geometry, f: Findings) -> None:
     got = {k: v.tolist() for k, v in cell.rects.items()}
     if got != want or cell.placements:
         f.add(Violation("drc.rom_shape", f"{cell.name} is not the die's {'digit cell' if cell.name == 'ROMCELL' else 'select via'}", 0, 0, cell.name))
+
+
+def layout_of_cells(cells: list[OasisCell], top: str, path: Path, die: Die):
+    """The cells that are not ROM tiles (ROUTING and the top cell) as a KLayout layout, flattened
+    into one cell, for the DRC and net extraction of `signoff/extract.py`."""
+    import klayout.db as kdb
+
+    from taalas_compile.signoff.extract import Layout
+
+    ly = kdb.Layout()
+    ly.dbu = 0.001
+    flat = ly.create_cell(top)
+    by_name = {c.name: c for c in cells}
+    layers: dict[tuple[int, int], int] = {}
+    for c in cells:
+        origins = by_name[top].placements.get(c.name, np.zeros((1, 2), np.int64)) if c.name != top else np.zeros((1, 2), np.int64)
+        for key, rects in c.rects.items():
+            li = layers.setdefault(key, ly.layer(*key))
+            for ox, oy in origins.tolist():
+                for x0, y0, x1, y1 in rects.tolist():
+                    flat.shapes(li).insert(kdb.Box(x0 + ox, y0 + oy, x1 + ox, y1 + oy))
+    dss = kdb.DeepShapeStore()
+    li_v = layers.get((die.layers.via.layer, die.layers.via.datatype))
+    li_m = layers.get((die.layers.metal.layer, die.layers.metal.datatype))
+
+    def region(li, deep):
+        if li is None:
+            return kdb.Region()
+        return kdb.Region(flat.begin_shapes_rec(li), dss) if deep else kdb.Region(flat.begin_shapes_rec(li))
+
+    return Layout(path, ly, region(li_m, True), region(li_v, True), dss, region(li_v, False), region(li_m, False))

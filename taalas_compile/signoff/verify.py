@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from taalas_compile.backend.netlist import read_netlist
+from taalas_compile.backend.netlist import read_block_roms, read_netlist
 from taalas_compile.emulator.chip import from_extraction
 from taalas_compile.emulator.run import Emulator
 from taalas_compile.emulator.tiles import EmulationError
@@ -34,6 +34,8 @@ from taalas_compile.signoff.extract import extract, read_layout
 from taalas_compile.signoff.findings import Findings, Violation
 from taalas_compile.signoff.lvs import check_netlist_roms, compare_nets, compare_roms
 from taalas_compile.signoff.markers import write_results
+from taalas_compile.signoff.oasis_read import read_cells
+from taalas_compile.signoff.rom_cells import check_rom_cells, layout_of_cells
 from taalas_compile.timing import step_timer
 
 # int8 activations make the arithmetic discontinuous: emulator and reference agree bit for bit
@@ -41,6 +43,7 @@ from taalas_compile.timing import step_timer
 # activation step (~1% of their range on stories260K). 5% leaves margin and still catches any
 # functional error (a wrong weight, a swapped net).
 LOGIT_TOLERANCE = 0.05
+KLAYOUT_MAX_DIGITS = 50_000_000  # above this, OASIS chips are signed off cell by cell (rom_cells.py)
 
 
 def _kl_top1(p_logits: np.ndarray, q_logits: np.ndarray) -> tuple[float, float]:
@@ -86,6 +89,9 @@ def emulation_check(out: Path, man: dict, pl, ex, die, tokens: int, f: Findings)
 def verify(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: None) -> dict:
     t0 = time.perf_counter()
     man = read_manifest(out)
+    _, _, doc = read_netlist(out, roms=False)
+    if doc["masks"].endswith(".oas") and man["figures"]["fit"]["digits_total"] > KLAYOUT_MAX_DIGITS:
+        return verify_streaming(out, man, tokens, step, t0)
     pl, roms, doc = read_netlist(out)
     die = chip_die(out, man)
     f = Findings()
@@ -99,6 +105,49 @@ def verify(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: N
     timed("lvs", lambda: (compare_roms(pl, roms, ex, die, f), compare_nets(pl, ex, die, f)))
     structural = f.count("layout") + f.count("lvs") + f.count("netlist")
     emu = {"ran": False, "skipped": "layout/LVS errors"} if structural else timed("emulate", emulation_check, out, man, pl, ex, die, tokens, f)
+    extracted = {"sites_with_cells": len(ex.roms), "nets": len(ex.nets),
+                 "vias": int(lay.flat_vias.count()), "metal_shapes": int(lay.flat_metal.count())}
+    top = lay.layout.top_cells()[0].name if lay.layout.top_cells() else "TOP"
+    return finish(out, doc, f, emu, extracted, seconds, t0, top)
+
+
+def verify_streaming(out: Path, man: dict, tokens: int, step: Callable[[str], None], t0: float) -> dict:
+    """Sign-off of a chip too large for a layout database: the OASIS masks are read one cell at a
+    time; ROM tiles are checked against the netlist block by block (`rom_cells.py`), the routing
+    and top cell go through KLayout DRC and net extraction as on a small chip."""
+    pl, _, doc = read_netlist(out, roms=False)
+    die = chip_die(out, man)
+    f = Findings()
+    seconds: dict[str, float] = {}
+    timed = step_timer(seconds, step)
+    path = out / doc["masks"]
+
+    def images_of(block: str) -> dict:
+        imgs = read_block_roms(out, doc, block)
+        check_netlist_roms(pl, imgs, {"tiles": [t for t in doc["tiles"] if t["block"] == block]}, f)
+        return imgs
+
+    rc = timed("read masks, check ROM tiles", check_rom_cells, read_cells(path), pl, images_of, die, f)
+    allowed = {(die.layers.via.layer, die.layers.via.datatype), (die.layers.metal.layer, die.layers.metal.datatype)}
+    for c in rc.other:
+        for key in set(c.rects) - allowed:
+            x0, y0, *_ = c.rects[key][0].tolist()
+            f.add(Violation("layout.layer", f"shapes on layer {key[0]}/{key[1]} in {c.name}, not one of the two custom layers", x0, y0))
+    tops = [c.name for c in rc.other if c.name.startswith("CHIP_")]
+    if len(tops) != 1:
+        f.add(Violation("layout.top", f"expected one top cell, found {len(tops)}", 0, 0))
+    lay = timed("read routing", layout_of_cells, rc.other, tops[0] if tops else "TOP", path, die)
+    timed("drc", check_drc, lay.metal, lay.vias, die, f)
+    ex = timed("extract", extract, lay, die, f, {t.site: t.name for t in pl.tiles})
+    timed("lvs", compare_nets, pl, ex, die, f)
+    emu = {"ran": False, "skipped": f"whole-chip emulation of {man['figures']['fit']['digits_total']:,} digit cells does not fit "
+                                    "in memory; streaming emulation block by block is not built yet"}
+    extracted = {"sites_with_cells": rc.tiles, "nets": len(ex.nets), "vias": rc.vias + int(lay.flat_vias.count()) + rc.cells,
+                 "metal_shapes": rc.cells + int(lay.flat_metal.count())}
+    return finish(out, doc, f, emu, extracted, seconds, t0, tops[0] if tops else "TOP")
+
+
+def finish(out: Path, doc: dict, f: Findings, emu: dict, extracted: dict, seconds: dict, t0: float, top: str) -> dict:
     checks = [
         {"name": "netlist", "passed": f.count("netlist") == 0, "violations": f.count("netlist")},
         {"name": "layers", "passed": f.count("layout") == 0, "violations": f.count("layout")},
@@ -113,11 +162,9 @@ def verify(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: N
         "counts": dict(sorted(f.counts.items())),
         "violations": [v.as_dict() for v in f.items],
         "emulation": emu,
-        "extracted": {"sites_with_cells": len(ex.roms), "nets": len(ex.nets),
-                      "vias": int(lay.flat_vias.count()), "metal_shapes": int(lay.flat_metal.count())},
+        "extracted": extracted,
         "seconds": {**seconds, "total": time.perf_counter() - t0},
     }
-    top = lay.layout.top_cells()[0].name if lay.layout.top_cells() else "TOP"
     res["reports"] = {k: str(out / "signoff" / k) for k in ("signoff.json", "violations.lyrdb")}
     write_results(out, res, top, doc["masks"])
     return res

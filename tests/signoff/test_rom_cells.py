@@ -85,3 +85,16 @@ def test_a_tile_placed_at_another_site_is_found(chip):
     block.placements[cell_name("T", tile)] = block.placements[cell_name("T", tile)] + [[1000, 0]]
     f, _, _ = run(chip, cells)
     assert [v.category for v in f.items] == ["lvs.tile_place"]
+
+
+def test_streaming_sign_off_agrees_with_the_klayout_one(chip, monkeypatch):
+    from taalas_compile.signoff import verify as v
+
+    out = chip[0]
+    whole = v.verify(out, tokens=2)
+    monkeypatch.setattr(v, "KLAYOUT_MAX_DIGITS", 0)
+    streamed = v.verify(out, tokens=2)
+    assert whole["passed"] and whole["extracted"]["nets"] == streamed["extracted"]["nets"]
+    assert [c for c in streamed["checks"] if c["name"] != "emulation"] == [c for c in whole["checks"] if c["name"] != "emulation"]
+    assert streamed["extracted"]["sites_with_cells"] == len(chip[1].tiles)
+    assert not streamed["passed"] and "not built yet" in streamed["emulation"]["skipped"]  # says so, never a silent pass
