@@ -67,11 +67,21 @@ def manifest(inp, c, out: Path, known: dict[str, str] | None = None) -> dict:
             "wirelength_nm": c.routing.wirelength(),
             "router_iterations": len(c.routing.iterations),
             "nets": len(c.placement.nets),
+            "masks": mask_figures(outputs, n_weights),
         },
         "bits": {name: spec.bits for name, spec in c.plan.items()},
         "quant": quant_record(inp, c),
         "calibration": calibration_record(inp, c, out),
     }
+
+
+def mask_figures(outputs: dict, n_weights: int) -> dict:
+    """Mask volume: format, bytes and bytes per weight (the compile's times are in run.json)."""
+    name = next((k for k in ("chip.oas", "chip.gds") if k in outputs), None)
+    if name is None:
+        return {}
+    n = outputs[name]["bytes"]
+    return {"file": name, "format": "oasis" if name.endswith(".oas") else "gds", "bytes": n, "bytes_per_weight": n / max(n_weights, 1)}
 
 
 def quant_record(inp, c) -> dict:
