@@ -20,7 +20,6 @@ from taalas_compile.backend.layout_ir import CellSpec, Label, Rect, Ref
 from taalas_compile.backend.rom_layout import digit_offsets, row_runs, used_widths
 from taalas_compile.config.die import Die
 from taalas_compile.die.geometry import Geometry
-from taalas_compile.die.rom_format import NO_CELL
 
 MAX_REPEAT = 32767  # AREF columns and rows are signed 16-bit
 TIMESTAMP = (2000, 1, 1, 0, 0, 0)  # modification and access time of every library and cell
@@ -123,20 +122,21 @@ _SREF_END = np.frombuffer(_rec(ENDEL), np.uint8)
 def sel_srefs(img: np.ndarray, geo: Geometry, out: np.ndarray | None = None) -> np.ndarray:
     """One SREF of SEL per used cell of the image (row-major), as uint8 records (written into
     `out`, 28 bytes per used cell, when given)."""
-    p, n_cols = geo.die.cell.pitch, img.shape[1]
+    p = geo.die.cell.pitch
     off = digit_offsets(geo)
     lut = np.zeros((2, 256), np.int32)  # digit -> x, y offset of its via (NO_CELL: unused)
     lut[:, : len(off)] = off.T
-    used = img != NO_CELL
-    n = int(used.sum())
+    runs = row_runs(used_widths(img))
+    n = sum(rows * w for _, rows, w in runs)
     out = np.empty(n * _SREF_DTYPE.itemsize, np.uint8) if out is None else out
     rec = out.view(_SREF_DTYPE)
     rec["head"], rec["end"] = _SREF_HEAD, _SREF_END
-    full = n == img.size
-    x = lut[0][img] + (np.arange(n_cols, dtype=np.int32) * p)[None, :]
-    rec["x"] = x.reshape(-1) if full else x[used]
-    y = lut[1][img] + (np.arange(img.shape[0], dtype=np.int32) * p)[:, None]
-    rec["y"] = y.reshape(-1) if full else y[used]
+    k = 0
+    for r0, rows, w in runs:  # used cells are row prefixes: each run of rows is one 2-D block
+        block = img[r0 : r0 + rows, :w]
+        rec["x"][k : k + rows * w].reshape(rows, w)[...] = lut[0][block] + (np.arange(w, dtype=np.int32) * p)[None, :]
+        rec["y"][k : k + rows * w].reshape(rows, w)[...] = lut[1][block] + (np.arange(r0, r0 + rows, dtype=np.int32) * p)[:, None]
+        k += rows * w
     return out
 
 

@@ -198,8 +198,9 @@ class _Reader:
             ny = self._u() + 2 if t != 2 else 1
             dx = self._u() if t != 3 else 0
             dy = self._u() if t != 2 else 0
-            gx, gy = np.meshgrid(np.arange(nx) * dx, np.arange(ny) * dy)
-            rep = np.stack([gx.ravel(), gy.ravel()], axis=1)
+            rep = np.empty((nx * ny, 2), np.int64)  # x fastest, as KLayout lists array members
+            rep[:, 0] = np.tile(np.arange(nx, dtype=np.int64) * dx, ny)
+            rep[:, 1] = np.repeat(np.arange(ny, dtype=np.int64) * dy, nx)
         elif t in (4, 5, 6, 7):  # spacings along one axis: kept as bytes, expanded per cell
             n = self._u() + 2
             grid = self._u() if t in (5, 7) else 1
@@ -225,7 +226,7 @@ class _Reader:
             rep = np.vstack([np.zeros((1, 2), np.int64), np.cumsum(steps, axis=0)]) * grid
         else:
             raise self._fail(f"unknown repetition type {t}", self.pos)
-        self.m["rep"] = rep.astype(np.int64)
+        self.m["rep"] = rep.astype(np.int64, copy=False)
         return self.m["rep"]
 
     def _add(self, kind: str, key, origin: tuple, rep) -> None:
