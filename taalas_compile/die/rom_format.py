@@ -89,17 +89,30 @@ def group_layout(n_cols: int, group: int, bits: int) -> tuple[np.ndarray, np.nda
 
 
 def block_digits(codes: np.ndarray, scales: np.ndarray, bits: int, group: int) -> np.ndarray:
-    """codes int8 [rows, n], scales fp16 [rows, ceil(n/group)] -> digits [rows, row_len]."""
+    """codes int8 [rows, n], scales fp16 [rows, ceil(n/group)] -> digits [rows, row_len].
+
+    Written group-major through reshaped views (the layout of `group_layout`), not by scattering
+    each digit to its column: the 8B chip encodes ~10^10 digits."""
     rows, n = codes.shape
-    code_pos, scale_pos, width = group_layout(n, group, bits)
+    dpw = digits_per_code(bits)
+    span = group * dpw + FP16_DIGITS
+    width = group_layout(n, group, bits)[2]
     out = np.empty((rows, width), np.uint8)
-    c = codes.astype(np.int16)
     if bits == 3:
-        out[:, code_pos[:, 0]] = (c + 4).astype(np.uint8)
+        cd = (codes.astype(np.int16) + 4).astype(np.uint8)[:, :, None]
     else:
-        out[:, code_pos[:, 0]] = ((c >> 3) + 4).astype(np.uint8)
-        out[:, code_pos[:, 1]] = (c & 7).astype(np.uint8)
-    out[:, scale_pos] = to_digits(scales.view(np.uint16), FP16_DIGITS)
+        c = codes.astype(np.int16)
+        cd = np.stack([(c >> 3) + 4, c & 7], axis=-1).astype(np.uint8)  # high digit first
+    sd = to_digits(scales.view(np.uint16), FP16_DIGITS)  # [rows, ng, 6]
+    full, rag = divmod(n, group)
+    if full:
+        v = out[:, : full * span].reshape(rows, full, span)
+        v[:, :, : group * dpw] = cd[:, : full * group].reshape(rows, full, group * dpw)
+        v[:, :, group * dpw :] = sd[:, :full]
+    if rag:
+        base = full * span
+        out[:, base : base + rag * dpw] = cd[:, full * group :].reshape(rows, rag * dpw)
+        out[:, base + rag * dpw :] = sd[:, full]
     return out
 
 
