@@ -143,6 +143,7 @@ def _lora_protos(g: nx.DiGraph, die: Die, target: TargetCfg) -> list[_Proto]:
         if node.op is Op.LINEAR and node.layer >= 0 and module in lora.targets:
             out, n_in = node.params[0].shape
             modules.append((node.layer, module, n_in, out))
+    modules.sort(key=lambda m: (m[0], LORA_MODULES.index(m[1])))  # slot order: layer, then module
     slots = lora_slots(modules, lora.max_rank, die.tiles.sram.bytes)
     mask = sum(1 << LORA_MODULES.index(m) for m in lora.targets)
     used = lora_tile_bytes(slots, lora.max_rank)
