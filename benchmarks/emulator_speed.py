@@ -1,6 +1,6 @@
 """Emulator speed against the PyTorch quantized reference on the same tokens.
 
-    python benchmarks/emulator_speed.py out/tiny-llama out/stories260k [--tokens 64] [--repeats 5]
+    python benchmarks/emulator_speed.py out/tiny-llama out/stories260k [--tokens 64] [--repeats 5] [--threads 1]
 
 Mode, both sides: incremental decode, one token per step with a KV cache in the die's format,
 batch 1, teacher-forced on the same sequence (BOS + the reference's greedy continuation). The
@@ -46,7 +46,9 @@ def main() -> None:
     ap.add_argument("chips", nargs="+", type=Path, help="compile output directories")
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (these models are far too small to gain from more)")
     a = ap.parse_args()
+    torch.set_num_threads(a.threads)
     print(f"torch threads {torch.get_num_threads()}; incremental decode, batch 1, {a.tokens} tokens, best of {a.repeats}")
     print(f"{'chip':<24} {'emulator ms/token':>18} {'reference ms/token':>19} {'ratio ref/emu':>14}")
     for out in a.chips:
