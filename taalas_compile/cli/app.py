@@ -92,7 +92,7 @@ def emulate(chip: ChipDir,
     """Run the netlist emulator on a compiled chip and print what it generates.
 
     Examples: `taalas-compile emulate out/stories260k --prompt "Once upon a time" --tokens 40`,
-    `taalas-compile emulate out/tiny-llama --prompt "1 5" --prompt "1 9" --lora my-adapter --timing --trace`
+    `taalas-compile emulate out/tiny-llama --prompt "1 5" --lora my-adapter --timing --trace`
     """
     from taalas_compile.run_chip import emulate_chip
 

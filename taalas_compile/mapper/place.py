@@ -126,7 +126,6 @@ def _protos(g: nx.DiGraph, plan: dict[str, QuantSpec], die: Die, target: TargetC
             raise UserError(f"the mapper has no tile for op {node.op} ({name})")
         tiles_of[name] = [p.name for p in new]
         protos += new
-    protos += _lora_protos(g, die, target)
     return protos, tiles_of
 
 
@@ -162,6 +161,8 @@ def check_fit(protos: list[_Proto], die: Die) -> None:
 
 def map_graph(g: nx.DiGraph, plan: dict[str, QuantSpec], die: Die, target: TargetCfg) -> Placement:
     protos, tiles_of = _protos(g, plan, die, target)
+    check_fit(protos, die)  # the model itself first: its shortfall is the more useful error
+    protos += _lora_protos(g, die, target)
     check_fit(protos, die)
     free = {k: iter(die.sites(k)) for k in ("mac", "vu", "sram", "io")}
     tiles = tuple(Tile(p.name, p.kind, next(free[p.kind]), p.role, p.node, p.block, p.words, p.slice, p.bits, p.group) for p in protos)
