@@ -57,8 +57,8 @@ def main() -> None:
         with torch.inference_mode():
             bos = man.get("bos_id", 1)
             tokens = [bos] + greedy(model, [bos], a.tokens - 1)
-            t_ref = best(lambda: reference_decode(model, tokens), a.repeats)
-        t_emu = best(lambda: emu.teacher_forced(tokens), a.repeats)
+            t_ref = best(lambda m=model, t=tokens: reference_decode(m, t), a.repeats)
+        t_emu = best(lambda e=emu, t=tokens: e.teacher_forced(t), a.repeats)
         print(f"{out.name:<24} {t_emu / len(tokens) * 1e3:>18.3f} {t_ref / len(tokens) * 1e3:>19.3f} {t_ref / t_emu:>14.2f}")
 
 

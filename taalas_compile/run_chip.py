@@ -16,7 +16,11 @@ from taalas_compile.emulator.cycles import CycleModel
 from taalas_compile.emulator.lora import load_lora
 from taalas_compile.emulator.run import Emulator
 from taalas_compile.emulator.tiles import EmulationError
-from taalas_compile.emulator.trace import compare_stages, emulator_stages, reference_stages
+from taalas_compile.emulator.trace import (
+    compare_stages,
+    emulator_stages,
+    reference_stages,
+)
 from taalas_compile.errors import UserError
 from taalas_compile.inputs import resolve
 from taalas_compile.model.generate import greedy
@@ -24,7 +28,12 @@ from taalas_compile.model.lora import apply_adapter, load_adapter
 from taalas_compile.model.perplexity import compare, make_windows
 from taalas_compile.model.tokenizer import Tokenizer
 from taalas_compile.quant.plan import bits_per_weight
-from taalas_compile.reference import build_references, chip_die, inputs_of_chip, read_manifest
+from taalas_compile.reference import (
+    build_references,
+    chip_die,
+    inputs_of_chip,
+    read_manifest,
+)
 
 
 def prompt_ids(prompt: str, tok: Tokenizer | None, bos: int) -> list[int]:

@@ -17,7 +17,6 @@ one per slowest-tile time: a step of S tokens takes latency + (S - 1) x slowest 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import networkx as nx
 

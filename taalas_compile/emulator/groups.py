@@ -28,7 +28,7 @@ class MatGroup:
         codes = np.zeros((ng, group, self.n_out), np.float32)  # [NG, group, out]
         scales = np.zeros((ng, self.n_out), np.float32)
         for p in programs:
-            n_rows, n_cols, in_off, out_off = p.words[3], p.words[4], p.words[5], p.words[6]
+            n_rows, in_off, out_off = p.words[3], p.words[5], p.words[6]
             g0, tg = in_off // group, p.codes.shape[1]
             codes[g0 : g0 + tg, :, out_off : out_off + n_rows] = p.codes.transpose(1, 2, 0)
             scales[g0 : g0 + tg, out_off : out_off + n_rows] = p.scales.T

@@ -128,7 +128,7 @@ class Emulator:
                       key=self.tile_index.__getitem__)
 
     def _kv_store(self, u: Unit) -> KvStore:
-        n_heads, n_kv, hd, ctx = u.impl.words[7:11]
+        n_kv, hd, ctx = u.impl.words[8:11]
         srams = self.sram_of[u.name]
         seqs = [self.programs[s].words[10] for s in srams if self.programs[s].role is Role.KV]
         return KvStore(u.name, max(min(seqs, default=1), 1), ctx, n_kv, hd, self.chip.kv_bits, len(srams) * self.chip.sram_bytes)

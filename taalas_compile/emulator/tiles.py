@@ -82,7 +82,7 @@ def quantize_groups(x: np.ndarray, group: int, bits: int) -> tuple[np.ndarray, n
 
 def matvec(p: Program, x: np.ndarray, act_bits: int) -> np.ndarray:
     """One MAC tile: x [n] or [B, n] -> its output rows."""
-    bits, group, n_rows, n_cols, in_off = p.words[1:6]
+    group, _, n_cols, in_off = p.words[2:6]
     if x.shape[-1] < in_off + n_cols:
         raise EmulationError(f"{p.name}: input has {x.shape[-1]} elements, needs {in_off + n_cols}")
     q, sx = quantize_groups(x[..., in_off : in_off + n_cols], group, act_bits)

@@ -5,7 +5,11 @@ import numpy as np
 
 from taalas_compile.emulator.chip import from_netlist
 from taalas_compile.emulator.run import Emulator
-from taalas_compile.emulator.trace import compare_stages, emulator_stages, reference_stages
+from taalas_compile.emulator.trace import (
+    compare_stages,
+    emulator_stages,
+    reference_stages,
+)
 from taalas_compile.inputs import resolve
 from taalas_compile.reference import build_references
 

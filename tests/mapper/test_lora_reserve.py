@@ -2,14 +2,13 @@
 clear error."""
 
 import pytest
+from mapped_models import placed
 
 from taalas_compile.config.recipe import LoraCfg, TargetCfg, load_recipe
 from taalas_compile.die.sram_layout import lora_slots
 from taalas_compile.errors import UserError
 from taalas_compile.mapper.place import map_graph
 from taalas_compile.quant.plan import assign_bits
-
-from mapped_models import placed
 
 
 def lora_tiles(pl):
