@@ -68,6 +68,7 @@ class Emulator:
         self.logits: np.ndarray | None = None  # [B, vocab] of the last step
         self.trace: dict[str, list[np.ndarray]] | None = None  # unit name -> outputs per step, when tracing
         self.positions: list[list[int]] = []  # positions of every step run since reset (the cycle model reads them)
+        self.sram: dict[str, np.ndarray] = {}  # LoRA SRAM tile -> its bytes, written by lora.load_lora
 
     # ---- building --------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ Every function takes a batch: activations are [B, n], one row per sequence in fl
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,7 +32,6 @@ class Program:
     codes: np.ndarray | None = None  # int32 [rows, ng, group] (zero-padded ragged group)
     scales: np.ndarray | None = None  # fp32 [rows, ng]
     consts: np.ndarray | None = None  # fp32 constants of a vector unit
-    state: dict = field(default_factory=dict)  # run-time state (an attention unit's KV store)
 
     @property
     def out_offset(self) -> int:
