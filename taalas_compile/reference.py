@@ -40,13 +40,16 @@ class References:
 
 def build_references(inp: Inputs) -> References:
     """The float model and the quantized reference, made by the very calls the compile pipeline
-    makes (same calibration windows, same allocation, same quantizer), so its codes are the etched ones."""
+    makes (same calibration windows, same allocation, same quantizer), so its codes are the etched ones.
+    The quantized reference also keeps its KV cache in the die's format."""
     g = lower_args(inp.source.args)
     act_bits = inp.die.arith.act_bits
     calib = calibration_of(inp)
     alloc = allocate_bits(g, inp.recipe.quant, inp.die, sensitivity_of(inp.source, calib, inp.recipe.quant, act_bits))
     qw = quantize_weights(inp.source, alloc.plan, inp.recipe.quant, calib, act_bits)
-    return References(g, alloc.plan, qw, build_model(inp.source), build_quant_model(inp.source, qw, act_bits), alloc, calib)
+    quant = build_quant_model(inp.source, qw, act_bits)
+    quant.set_kv_format(inp.die.arith.kv_bits)  # the cache as the die stores it (die.arith.kv_format)
+    return References(g, alloc.plan, qw, build_model(inp.source), quant, alloc, calib)
 
 
 def read_manifest(out: Path) -> dict:

@@ -104,15 +104,21 @@ def verify(chip: ChipDir, json_out: JsonFlag = False,
 
 
 @app.command()
-def emulate(chip: ChipDir, prompt: Annotated[str, typer.Option(help="Prompt text (token ids separated by spaces when the chip has no tokenizer).")] = "",
-            tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 32) -> None:
+def emulate(chip: ChipDir,
+            prompt: Annotated[list[str] | None, typer.Option(help="Prompt text (token ids separated by spaces when the chip has no tokenizer); repeat for several sequences in flight.")] = None,
+            tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 32,
+            lora: Annotated[Path | None, typer.Option(help="LoRA adapter directory (PEFT: adapter_config.json + adapter_model.safetensors), loaded into the chip's SRAM.")] = None,
+            timing: Annotated[bool, typer.Option(help="Also print the cycle model's latency and tokens/s for this run.")] = False,
+            trace: Annotated[bool, typer.Option(help="Compare per-layer activations with the quantized reference; name the first layer that diverges.")] = False,
+            trace_out: Annotated[Path | None, typer.Option(help="Save the traced activations of both sides here (safetensors).")] = None) -> None:
     """Run the netlist emulator on a compiled chip and print what it generates.
 
-    Example: `taalas-compile emulate out/stories260k --prompt "Once upon a time" --tokens 40`
+    Examples: `taalas-compile emulate out/stories260k --prompt "Once upon a time" --tokens 40`,
+    `taalas-compile emulate out/tiny-llama --prompt "1 5" --lora my-adapter --timing --trace`
     """
     from taalas_compile.run_chip import emulate_chip
 
-    show.generated(*emulate_chip(chip, prompt, tokens))
+    show.emulation(emulate_chip(chip, prompt or [""], tokens, lora, trace, trace_out), timing)
 
 
 @app.command()

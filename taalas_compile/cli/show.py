@@ -177,6 +177,30 @@ def generated(prompt: list[int], new: list[int], tok) -> None:
         out.print(tok.decode(prompt + new), soft_wrap=True)
 
 
+def emulation(res, timing: bool) -> None:
+    """What `emulate` ran (run_chip.Emulation): the text of each sequence, then timing and trace if asked."""
+    for ids, new in zip(res.prompts, res.generated):
+        generated(ids, new, res.tokenizer)
+    if timing:
+        t = res.timing
+        out.print(f"cycle model: {t['tokens']} tokens, {t['sequences_in_flight']} sequence(s) in flight at {t['clock_mhz']:g} MHz: "
+                  f"{t['latency_cycles_per_token']:,.0f} cycles ({t['latency_us_per_token']:.3f} us) per token, "
+                  f"{t['tokens_per_s_single']:,.0f} tokens/s one user, {t['tokens_per_s_aggregate']:,.0f} tokens/s aggregate", soft_wrap=True)
+    if res.trace is not None:
+        tr = res.trace
+        tab = Table(title=f"emulator vs quantized reference, {tr['tokens']} tokens teacher-forced")
+        for col in ("stage", "emulator rms", "reference rms", "max |diff|", "relative", ""):
+            tab.add_column(col, justify="left" if col == "stage" else "right")
+        for r in tr["stages"]:
+            tab.add_row(r["stage"], f"{r['emulator_rms']:.4g}", f"{r['reference_rms']:.4g}", f"{r['max_abs_diff']:.3g}",
+                        f"{r['relative']:.2%}", "[bold red]diverged[/]" if r["diverged"] else "ok")
+        out.print(tab)
+        first = tr["first_divergence"]
+        out.print(f"first divergence: [bold red]{first}[/]" if first else f"no stage diverges (tolerance {tr['tolerance']:.0%} of max |reference|)")
+        if tr["saved"]:
+            out.print(f"activations saved to {tr['saved']}")
+
+
 def evaluation(res: dict) -> None:
     t = Table(title=f"{res['recipe']} on {res['text']} ({res['tokens_scored']:,} tokens, context {res['context']})", show_header=False)
     t.add_row("perplexity, float", f"{res['ppl_float']:.4f}")

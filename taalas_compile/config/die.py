@@ -130,12 +130,27 @@ class Arithmetic(Strict):
     scale_format: Literal["fp16"] = "fp16"  # per-group weight scales as etched
     bus_format: Literal["fp32"] = "fp32"  # vectors between tiles
     weight_bits: list[int] = [3, 6]  # code widths the MAC cells implement
-    kv_bits: int = 8  # KV-cache element width used for SRAM capacity
+    kv_bits: int = 8  # KV-cache element width: K and V stored as signed kv_bits-bit integers
+    kv_format: Literal["int_token_fp16"] = "int_token_fp16"  # one fp16 scale per (token, KV head); docs/emulator.md
+    lora_format: Literal["fp16"] = "fp16"  # LoRA A and B matrices as stored in SRAM
+
+    def kv_bytes(self, n_kv_heads: int, head_dim: int) -> int:
+        """SRAM bytes one token's K and V take: integer codes plus one fp16 scale per KV head each."""
+        return 2 * n_kv_heads * (head_dim * self.kv_bits // 8 + 2)
 
 
 class Clock(Strict):
     mhz: float  # core clock
     hop_cycles: int = 2  # pipeline-register cycles for one tile-to-tile hop
+
+
+class Timing(Strict):
+    """Cycle-level parameters of the tiles (docs/emulator.md, "Cycle model")."""
+
+    rom_read_digits: int = Field(gt=0)  # digit cells a MAC tile reads from its ROM per clock
+    mac_latency: int = Field(ge=0)  # cycles from a MAC tile's first input to its first output (ROM read, multiply, adder tree)
+    vu_latency: int = Field(ge=0)  # pipeline depth of a vector unit, cycles
+    sram_latency: int = Field(ge=0)  # cycles from an SRAM read request to its data
 
 
 class Fab(Strict):
@@ -166,6 +181,7 @@ class Die(Strict):
     routing: Routing
     arith: Arithmetic
     clock: Clock
+    timing: Timing
     fab: Fab
     power: Power
     sources: list[str] = []  # where the parameters come from

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from taalas_compile.config.loading import (
     Strict,
@@ -105,11 +105,29 @@ class QuantCfg(Strict):
         return self.method == "gptq" or self.policy == "measured"
 
 
+LORA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class LoraCfg(Strict):
+    """SRAM the compile reserves for LoRA adapters loaded at run time (docs/emulator.md): one slot
+    of `max_rank` x (in + out) fp16 values per target module per layer."""
+
+    targets: list[Literal["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]] = []
+    max_rank: int = Field(default=8, gt=0)  # largest adapter rank a slot holds
+
+    @field_validator("targets")
+    @classmethod
+    def _canonical(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("lists a module twice")
+        return [m for m in LORA_MODULES if m in v]  # canonical order: the SRAM slot layout follows it
+
+
 class TargetCfg(Strict):
     die: str = "mini"  # base die name (base_die/NAME.toml) or a path to a die TOML
     context: int = Field(default=512, gt=0)  # KV-cache positions per sequence held in SRAM
     sequences: int = Field(default=1, gt=0)  # concurrent sequences the KV cache is sized for
-    lora_reserve_bytes: int = Field(default=0, ge=0)  # SRAM kept free for LoRA adapters
+    lora: LoraCfg = LoraCfg()  # SRAM reserved for LoRA adapters
 
 
 class OutputCfg(Strict):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from taalas_compile.config.die import Die, TileKind
-from taalas_compile.config.recipe import TargetCfg
+from taalas_compile.config.recipe import LORA_MODULES, TargetCfg
 from taalas_compile.die.rom_format import (
     FP16_DIGITS,
     FP32_DIGITS,
@@ -26,6 +26,7 @@ from taalas_compile.die.rom_format import (
     digits_per_code,
     f32_word,
 )
+from taalas_compile.die.sram_layout import lora_slots, lora_tile_bytes
 from taalas_compile.errors import UserError
 from taalas_compile.frontend.ir import Op, op_node, pipeline_order, short_name
 from taalas_compile.mapper.ir import Net, Pin, Placement, Role, Slice, Tile
@@ -112,8 +113,8 @@ def _protos(g: nx.DiGraph, plan: dict[str, QuantSpec], die: Die, target: TargetC
             if node.op is Op.ARGMAX:
                 n = node.attrs["n"]
             new.append(_Proto(short, "vu", role, name, block, words(role, n_rows=n, a=a)))
-            if node.op is Op.ATTENTION:
-                kv_bytes = 2 * target.context * target.sequences * node.attrs["n_kv_heads"] * node.attrs["head_dim"] * die.arith.kv_bits // 8
+            if node.op is Op.ATTENTION:  # K and V codes + fp16 scales per token (die.arith.kv_format)
+                kv_bytes = target.context * target.sequences * die.arith.kv_bytes(node.attrs["n_kv_heads"], node.attrs["head_dim"])
                 n_sram = math.ceil(kv_bytes / die.tiles.sram.bytes)
                 for k in range(n_sram):
                     chunk = min(die.tiles.sram.bytes, kv_bytes - k * die.tiles.sram.bytes)
@@ -125,10 +126,28 @@ def _protos(g: nx.DiGraph, plan: dict[str, QuantSpec], die: Die, target: TargetC
             raise UserError(f"the mapper has no tile for op {node.op} ({name})")
         tiles_of[name] = [p.name for p in new]
         protos += new
-    for k in range(math.ceil(target.lora_reserve_bytes / die.tiles.sram.bytes)):
-        chunk = min(die.tiles.sram.bytes, target.lora_reserve_bytes - k * die.tiles.sram.bytes)
-        protos.append(_Proto(f"lora{k}", "sram", Role.LORA, "", "tail", words(Role.LORA, n_rows=chunk, a=(k, 0, 0, 0))))
     return protos, tiles_of
+
+
+def _lora_protos(g: nx.DiGraph, die: Die, target: TargetCfg) -> list[_Proto]:
+    """SRAM tiles for the LoRA slots of every target module of every layer (die/sram_layout.py).
+    Header: n_rows = bytes used; a = (tile index, max_rank, target-module bitmask, tile count)."""
+    lora = target.lora
+    if not lora.targets:
+        return []
+    modules = []
+    for name in pipeline_order(g):
+        node = op_node(g, name)
+        module = name.rpartition(".")[2]
+        if node.op is Op.LINEAR and node.layer >= 0 and module in lora.targets:
+            out, n_in = node.params[0].shape
+            modules.append((node.layer, module, n_in, out))
+    modules.sort(key=lambda m: (m[0], LORA_MODULES.index(m[1])))  # slot order: layer, then module
+    slots = lora_slots(modules, lora.max_rank, die.tiles.sram.bytes)
+    mask = sum(1 << LORA_MODULES.index(m) for m in lora.targets)
+    used = lora_tile_bytes(slots, lora.max_rank)
+    return [_Proto(f"lora{k}", "sram", Role.LORA, "", "tail", words(Role.LORA, n_rows=b, a=(k, lora.max_rank, mask, len(used))))
+            for k, b in enumerate(used)]
 
 
 def check_fit(protos: list[_Proto], die: Die) -> None:
@@ -142,6 +161,8 @@ def check_fit(protos: list[_Proto], die: Die) -> None:
 
 def map_graph(g: nx.DiGraph, plan: dict[str, QuantSpec], die: Die, target: TargetCfg) -> Placement:
     protos, tiles_of = _protos(g, plan, die, target)
+    check_fit(protos, die)  # the model itself first: its shortfall is the more useful error
+    protos += _lora_protos(g, die, target)
     check_fit(protos, die)
     free = {k: iter(die.sites(k)) for k in ("mac", "vu", "sram", "io")}
     tiles = tuple(Tile(p.name, p.kind, next(free[p.kind]), p.role, p.node, p.block, p.words, p.slice, p.bits, p.group) for p in protos)

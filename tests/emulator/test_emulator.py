@@ -27,12 +27,6 @@ def test_integer_matvec_equals_float_dot_of_dequantized_values():
     assert np.allclose(T.matvec(p, x, 8), w @ xd, rtol=1e-5, atol=1e-5)
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_chip):
-    pl, roms, _ = read_netlist(tiny_chip)
-    return pl, roms, load_die("mini")
-
-
 def test_chip_matches_quantized_reference(tiny):
     refs = build_references(resolve("tiny-llama"))
     emu = Emulator(from_netlist(*tiny))
@@ -44,10 +38,33 @@ def test_chip_matches_quantized_reference(tiny):
     assert np.abs(got - want).max() <= LOGIT_TOLERANCE * np.abs(want).max()
 
 
-def test_context_limit_is_an_error(tiny):
-    emu = Emulator(from_netlist(*tiny))
-    with pytest.raises(T.EmulationError, match="past the chip's context of 128 tokens"):
-        emu.step(1, 128)
+def test_context_limit_is_an_error(tiny_emu):
+    assert tiny_emu.context == 128 and tiny_emu.sequences == 1
+    tiny_emu.step(1, 127)
+    with pytest.raises(T.EmulationError, match=r"L0.attn: position 128 is past the chip's context of 128 tokens \(1 sequence\(s\) in 65,536 bytes"):
+        tiny_emu.step(1, 128)
+
+
+def test_more_sequences_than_the_kv_sram_holds_is_an_error(tiny_emu):
+    with pytest.raises(T.EmulationError, match=r"2 sequences in flight, the chip's KV SRAM holds 1"):
+        tiny_emu.generate_batch([[1, 2], [1, 3]], 2)
+    with pytest.raises(T.EmulationError, match=r"sequence slot 1 requested, the chip's KV SRAM holds 1 sequence"):
+        tiny_emu.step_batch([1], [0], [1])
+
+
+def test_batched_emulation_equals_one_by_one(tiny3_chip):
+    pl, roms, _ = read_netlist(tiny3_chip)
+    emu = Emulator(from_netlist(pl, roms, load_die("mini")))
+    prompts = [[1, 17, 200], [1, 5], [1, 99, 42, 7, 3]]
+    together = emu.generate_batch(prompts, 10)
+    assert together == [emu.generate(p, 10) for p in prompts]
+    assert emu.positions[0] == [0] and emu.positions[-1] == [13]  # the last run alone: 5 prompt + 10 new - 1 steps
+    emu.reset()
+    for pos in range(3):  # the same step, batched and alone: same logits
+        emu.step_batch([prompts[0][min(pos, 2)], prompts[1][min(pos, 1)]], [pos, pos], [0, 1])
+    both = emu.logits.copy()
+    alone = [emu.teacher_forced([prompts[0][min(p, 2)] for p in range(3)])[-1], emu.teacher_forced([prompts[1][min(p, 1)] for p in range(3)])[-1]]
+    assert np.allclose(both, np.stack(alone), rtol=1e-6, atol=1e-6)
 
 
 def test_unconnected_input_pin_is_an_error(tiny):

@@ -80,6 +80,6 @@ def test_kv_cache_sized_from_context_and_sequences():
     g = lower_args(args_of(r.model.architecture))
     plan = assign_bits(g, r.quant, die)
     one = map_graph(g, plan, die, TargetCfg(context=512, sequences=1))
-    four = map_graph(g, plan, die, TargetCfg(context=512, sequences=4))
+    two = map_graph(g, plan, die, TargetCfg(context=512, sequences=2))
     kv = lambda pl: sum(t.words[3] for t in pl.tiles if t.role.name == "KV")
-    assert kv(one) == 5 * 2 * 512 * 32 and kv(four) == 4 * kv(one)
+    assert kv(one) == 5 * 512 * die.arith.kv_bytes(4, 8) == 5 * 512 * 2 * 4 * (8 + 2) and kv(two) == 2 * kv(one)

@@ -1,0 +1,85 @@
+"""Tile groups: the MAC tiles that drive one net, fused into one integer matmul (or one table for
+the embedding) at load time from their decoded ROM programs.
+
+A matrix's tiles hold disjoint (row block, whole-group column block) pieces, so fusing changes
+nothing the die computes: each group's integer accumulation is exact either way. Only the order
+of the final fp32 sum over groups differs from adding the tiles' partial sums net by net (that
+order is not fixed by the die either). Tiles that overlap or break the group grid are not fused;
+the emulator then runs them one by one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from taalas_compile.emulator.tiles import EmulationError, Program, quantize_groups
+
+
+class MatGroup:
+    """MAC tiles (role matvec) with one input net, one output net and one group size."""
+
+    def __init__(self, programs: list[Program]):
+        group = programs[0].words[2]
+        self.names = [p.name for p in programs]
+        self.group = group
+        self.n_in = max(p.words[5] + p.words[4] for p in programs)
+        self.n_out = max(p.words[6] + p.words[3] for p in programs)
+        ng = -(-self.n_in // group)
+        codes = np.zeros((ng, group, self.n_out), np.float32)  # [NG, group, out]
+        scales = np.zeros((ng, self.n_out), np.float32)
+        for p in programs:
+            n_rows, in_off, out_off = p.words[3], p.words[5], p.words[6]
+            g0, tg = in_off // group, p.codes.shape[1]
+            codes[g0 : g0 + tg, :, out_off : out_off + n_rows] = p.codes.transpose(1, 2, 0)
+            scales[g0 : g0 + tg, out_off : out_off + n_rows] = p.scales.T
+        self.codes, self.scales = codes, scales[:, None, :]  # scales [NG, 1, out]
+        self.lora: tuple[np.ndarray, np.ndarray, np.float32] | None = None  # (A^T [in, r], B^T [r, out], scale)
+
+    @staticmethod
+    def fusable(programs: list[Program]) -> bool:
+        """Same group size, column blocks on the group grid, no cell of the matrix twice."""
+        group = programs[0].words[2]
+        n_in = max(p.words[5] + p.words[4] for p in programs)
+        seen: set[tuple[int, int]] = set()
+        for p in programs:
+            n_rows, n_cols, in_off, out_off = p.words[3], p.words[4], p.words[5], p.words[6]
+            if p.words[2] != group or in_off % group or ((in_off + n_cols) % group and in_off + n_cols != n_in):
+                return False
+            cells = {(r, g) for r in range(out_off, out_off + n_rows) for g in range(in_off // group, -(-(in_off + n_cols) // group))}
+            if cells & seen:
+                return False
+            seen |= cells
+        return True
+
+    def __call__(self, x: np.ndarray, act_bits: int) -> np.ndarray:
+        """x [B, >= n_in] fp32 -> [B, n_out] fp32."""
+        if x.shape[-1] < self.n_in:
+            raise EmulationError(f"{self.names[0]}: input has {x.shape[-1]} elements, needs {self.n_in}")
+        xin = x[:, : self.n_in]
+        q, sx = quantize_groups(xin, self.group, act_bits)  # [B, NG, g], [B, NG]
+        acc = np.matmul(q.transpose(1, 0, 2), self.codes)  # [NG, B, out]: exact integer sums in fp32 (< 2^24)
+        y = (acc * (self.scales * sx.T[:, :, None])).sum(axis=0, dtype=np.float32)
+        if self.lora is not None:
+            at, bt, s = self.lora
+            y += ((xin @ at) @ bt) * s
+        return y
+
+
+class LookupGroup:
+    """MAC tiles (role lookup) of the embedding: a token id selects a row of codes x scales."""
+
+    def __init__(self, programs: list[Program]):
+        self.names = [p.name for p in programs]
+        n_tok = max(p.words[7] + p.words[3] for p in programs)
+        width = max(p.words[6] + p.words[4] for p in programs)
+        table = np.zeros((n_tok + 1, width), np.float32)  # last row: tokens no tile holds -> zeros
+        for p in programs:
+            n_rows, n_cols, out_off, first = p.words[3], p.words[4], p.words[6], p.words[7]
+            rows = (p.codes.astype(np.float32) * p.scales[:, :, None]).reshape(n_rows, -1)[:, :n_cols]
+            table[first : first + n_rows, out_off : out_off + n_cols] += rows
+        self.table, self.n_tok = table, n_tok
+
+    def __call__(self, tokens: np.ndarray) -> np.ndarray:
+        """tokens [B, >= 1] fp32 (token ids) -> rows [B, width]."""
+        t = tokens[:, 0].astype(np.int64)
+        return self.table[np.where((t >= 0) & (t < self.n_tok), t, self.n_tok)]
