@@ -60,7 +60,8 @@ def _dask(fn: Callable, jobs: Sequence, cfg: ExecutorCfg, on_done: Callable) -> 
     if not cfg.scheduler:
         raise UserError("--executor dask needs --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786)")
     try:
-        from distributed import Client, as_completed as dask_completed
+        from distributed import Client
+        from distributed import as_completed as dask_completed
     except ImportError:
         raise UserError("--executor dask needs the dask distributed package: pip install 'taalas-compile[dask]'") from None
     try:

@@ -19,11 +19,13 @@ from functools import partial
 from pathlib import Path
 
 import networkx as nx
+import numpy as np
 import torch
 
 from taalas_compile.backend.blocks import (
     BlockJob,
     BlockResult,
+    block_images,
     job_key,
     run_block,
     worker_init,
@@ -134,6 +136,12 @@ def block_jobs(c: Compiled, inp: Inputs, fmt: str) -> list[BlockJob]:
                        inp.recipe.quant.clip_search, inp.source, norms, given)
         jobs.append(replace(job, key=job_key(job)))
     return jobs
+
+
+def chip_roms(c: Compiled, inp: Inputs) -> dict[str, np.ndarray]:
+    """Every tile's ROM image in memory, block by block as a compile makes them (for small models,
+    tests and tools; a compile streams them to disk instead)."""
+    return {name: img for job in block_jobs(c, inp, "gds") for name, img in block_images(job).items()}
 
 
 def run_blocks(jobs: list[BlockJob], cache: Path, ex: ExecutorCfg, bar: Callable | None = None) -> list[BlockResult]:

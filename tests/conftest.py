@@ -41,9 +41,13 @@ def stories_chip(tmp_path_factory, stories_path, tok512_path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_ir():
-    """(inputs, Compiled) of tiny-llama: every IR of the compile `tiny_chip` writes to disk."""
+    """(inputs, design) of tiny-llama: the Compiled IRs plus `roms`, every tile's ROM image — what
+    the compile `tiny_chip` writes to disk, in memory."""
+    import types
+
     from taalas_compile.inputs import resolve
-    from taalas_compile.pipeline import compile_ir
+    from taalas_compile.pipeline import chip_roms, compile_ir
 
     inp = resolve("tiny-llama")
-    return inp, compile_ir(inp)
+    c = compile_ir(inp)
+    return inp, types.SimpleNamespace(**vars(c), roms=chip_roms(c, inp))

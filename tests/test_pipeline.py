@@ -1,12 +1,11 @@
 """The compile pipeline writes its output directory whole or not at all, resumes an interrupted
 compile from its finished blocks, and gives the same bytes on any executor."""
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
-
-import json
 
 from taalas_compile import pipeline
 from taalas_compile.executor import ExecutorCfg

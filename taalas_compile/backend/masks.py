@@ -91,7 +91,7 @@ def top_part(top: str, pl: Placement, routing: Routing, die: Die, fmt: str = "gd
 def write_mask_file(path: Path, top: str, pl: Placement, routing: Routing, roms: dict[str, np.ndarray], die: Die,
                     fmt: str = "gds") -> None:
     """header + shared part + block parts in placement order + top part + trailer, written in place."""
-    with MaskFile(path, fmt) as f:
+    with MaskFile(path, fmt, libname=top) as f:
         f.add(shared_part(die, fmt))
         for block, tiles in block_tiles(pl).items():
             f.add(block_part(block, tiles, roms, die, fmt))

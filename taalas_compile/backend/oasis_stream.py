@@ -27,7 +27,6 @@ from taalas_compile.backend.layout_ir import CellSpec, Label, Rect, Ref
 from taalas_compile.backend.rom_layout import digit_offsets, row_runs, used_widths
 from taalas_compile.config.die import Die
 from taalas_compile.die.geometry import Geometry
-from taalas_compile.die.rom_format import NO_CELL
 
 MAGIC = b"%SEMI-OASIS\r\n"
 LEVEL = 1  # zlib level of the CBLOCKs: fast; higher levels buy a few percent (benchmarks/mask_emission.py)

@@ -9,7 +9,7 @@ from taalas_compile.config.die import Die
 from taalas_compile.die import rom_format as rf
 from taalas_compile.errors import UserError
 from taalas_compile.frontend.ir import op_node
-from taalas_compile.mapper.ir import Placement, Role, Tile
+from taalas_compile.mapper.ir import Role, Tile
 from taalas_compile.model.rope import inv_freq
 from taalas_compile.model.weights import WeightSource
 from taalas_compile.quant.codes import QTensor
@@ -57,12 +57,3 @@ def tile_image(t: Tile, die: Die, block: tuple[np.ndarray, np.ndarray] | None, c
     if img.shape[0] > rom.rows:
         raise UserError(f"tile {t.name} needs {img.shape[0]} ROM rows, a {t.kind} tile of die {die.name} has {rom.rows}")
     return img
-
-
-def build_roms(g: nx.DiGraph, pl: Placement, die: Die, qweights: dict[str, QTensor], source: WeightSource) -> dict[str, np.ndarray]:
-    """Every tile's ROM image in memory (small models and tests; a compile streams `backend/blocks.py`)."""
-    return {
-        t.name: tile_image(t, die, tile_block(t, qweights[t.slice.param]) if t.slice else None,
-                           tile_consts(t, source, const_param(g, t)))
-        for t in pl.tiles
-    }

@@ -15,7 +15,13 @@ from mask_compare import assert_same_masks, load
 from taalas_compile.backend import oasis_stream
 from taalas_compile.backend.layout_ir import CellSpec, Label, Rect, Ref
 from taalas_compile.backend.mask_file import MaskFile
-from taalas_compile.backend.masks import block_part, block_tiles, shared_part, top_part, write_masks
+from taalas_compile.backend.masks import (
+    block_part,
+    block_tiles,
+    shared_part,
+    top_part,
+    write_masks,
+)
 from taalas_compile.signoff.oasis_read import read_cells
 
 
@@ -59,7 +65,7 @@ def test_parts_from_other_processes_concatenate_to_the_serial_file(fmt, masks, d
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as ex:
         parts = list(ex.map(_part, jobs))
     path = tmp_path / f"parts.{fmt}"
-    with MaskFile(path, fmt) as f:
+    with MaskFile(path, fmt, libname=top) as f:
         for p in parts:
             f.add(p)
     assert path.read_bytes() == masks[fmt].read_bytes()

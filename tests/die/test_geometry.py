@@ -1,7 +1,14 @@
 """Die geometry: cells, stubs and tracks obey the die's own rules."""
 
 from taalas_compile.config.die import KIND_OF_LETTER, load_die
-from taalas_compile.die.geometry import DIGIT_OF_SITE, OUTPUT_SITE, PINS, SITE_OF_DIGIT, Geometry, check_rules
+from taalas_compile.die.geometry import (
+    DIGIT_OF_SITE,
+    OUTPUT_SITE,
+    PINS,
+    SITE_OF_DIGIT,
+    Geometry,
+    check_rules,
+)
 
 
 def test_shipped_dies_are_rule_clean():

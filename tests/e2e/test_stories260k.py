@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from shared_data import TINYSTORIES, need
 
 from taalas_compile.cli.app import main

@@ -7,7 +7,14 @@ import torch.nn.functional as F
 
 from taalas_compile.config.recipe import load_recipe
 from taalas_compile.errors import UserError
-from taalas_compile.frontend.ir import Op, check_graph, graph_to_json, op_node, operands, param_count
+from taalas_compile.frontend.ir import (
+    Op,
+    check_graph,
+    graph_to_json,
+    op_node,
+    operands,
+    param_count,
+)
 from taalas_compile.frontend.lower import lower_args, lower_model
 from taalas_compile.inputs import args_of
 from taalas_compile.model.llama import MLP, build_meta_model

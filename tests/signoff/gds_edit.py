@@ -8,6 +8,7 @@ from pathlib import Path
 
 import gdstk
 
+
 class Gds:
     """chip.gds of an output directory, opened for editing with gdstk."""
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import gdstk
 import klayout.db as kdb
 import pytest
-
 from gds_edit import Gds, Wire, routing_wires, select_via, touches
 
 from taalas_compile.die.geometry import DIGIT_OF_SITE, SITE_OF_DIGIT
