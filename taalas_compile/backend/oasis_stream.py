@@ -18,6 +18,7 @@ The subset written (docs/file-formats.md, "OASIS masks"):
 
 from __future__ import annotations
 
+import itertools
 import struct
 import zlib
 
@@ -27,7 +28,6 @@ from taalas_compile.backend.layout_ir import CellSpec, Label, Rect, Ref
 from taalas_compile.backend.rom_layout import digit_offsets, row_runs, used_widths
 from taalas_compile.config.die import Die
 from taalas_compile.die.geometry import Geometry
-from taalas_compile.die.rom_format import NO_CELL
 
 MAGIC = b"%SEMI-OASIS\r\n"
 LEVEL = 1  # zlib level of the CBLOCKs: fast; higher levels buy a few percent (benchmarks/mask_emission.py)
@@ -140,7 +140,7 @@ def _ref(r: Ref) -> bytes:
     head = uint(PLACEMENT)
     if r.offsets:
         pts = [(0, 0), *r.offsets]
-        rep = uint(10) + uint(len(pts) - 2) + b"".join(_gdelta(b[0] - a[0], b[1] - a[1]) for a, b in zip(pts, pts[1:]))
+        rep = uint(10) + uint(len(pts) - 2) + b"".join(_gdelta(b[0] - a[0], b[1] - a[1]) for a, b in itertools.pairwise(pts))
         return head + bytes([P_C | P_X | P_Y | P_R]) + string(r.cell) + sint(r.x) + sint(r.y) + rep
     if r.cols == r.rows == 1:
         return head + bytes([P_C | P_X | P_Y]) + string(r.cell) + sint(r.x) + sint(r.y)
