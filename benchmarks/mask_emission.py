@@ -44,6 +44,17 @@ def tile_image(bits: int, die, seed: int) -> tuple[np.ndarray, int]:
     return image(header_digits((1,) + (0,) * (HEADER_WORDS - 1)), body, mac.cols), rows * n_in
 
 
+def entropy_bounds(imgs: list[np.ndarray], weights: int) -> tuple[float, float]:
+    """Bytes per weight of the tiles' digits at their entropy (digits independent), and at the sum
+    of each digit's binary entropy (the cost of coding each digit's positions as spacings)."""
+    d = np.concatenate([img[img != NO_CELL] for img in imgs])
+    p = np.bincount(d, minlength=8) / d.size
+    p = p[p > 0]
+    h = -(p * np.log2(p)).sum()
+    h_spaced = (-(p * np.log2(p)) - (1 - p) * np.log2(np.where(p < 1, 1 - p, 1))).sum()
+    return h * d.size / 8 / weights, h_spaced * d.size / 8 / weights
+
+
 def timed(fn, *args, repeat: int = 2):
     """Best of `repeat` runs in CPU seconds of this process (the per-core rate; on a shared machine
     wall time also counts other processes)."""
@@ -72,10 +83,16 @@ def main() -> None:
     digits = int(sum((img != NO_CELL).sum() for img in imgs))
     print(f"{a.tiles} hc1 tiles ({n6} 6-bit): {weights:,} weights, {digits:,} digits (select vias)")
 
-    res: dict = {"tiles": a.tiles, "six_bit_tiles": n6, "weights": weights, "digits": digits, "formats": {}}
+    res: dict = {"tiles": a.tiles, "six_bit_tiles": n6, "weights": weights, "digits": digits, "formats": {},
+                 "entropy_bytes_per_weight": {}}
+    for b in sorted({bb for bb, _ in kinds}):
+        sel = [img for img, (bb, _) in zip(imgs, kinds) if bb == b]
+        h, hs = entropy_bounds(sel, sum(n for bb, n in kinds if bb == b))
+        res["entropy_bytes_per_weight"][b] = {"digits": h, "spacings": hs}
+        print(f"{b}-bit tiles: digit entropy {h:.3f} bytes/weight, spacing-coding bound {hs:.3f} bytes/weight")
     runs = [("gds", None)] + [("oasis", lv) for lv in a.levels]
     for fmt, level in runs:
-        def emit():
+        def emit(fmt=fmt, level=level):
             if fmt == "gds":
                 return [gds_stream.rom_tile_bytes(f"T_{i}", img, die) for i, img in enumerate(imgs)]
             return [oasis_stream.rom_tile_bytes(f"T_{i}", img, die, level) for i, img in enumerate(imgs)]
@@ -97,7 +114,7 @@ def main() -> None:
                 with MaskFile(path, "oasis") as f:
                     for p in parts:
                         f.add(p)
-                s_read, cells = timed(lambda: [len(c.placements.get("SEL", ())) for c in read_cells(path)])
+                s_read, cells = timed(lambda p=path: [len(c.placements.get("SEL", ())) for c in read_cells(p)])
             vias = sum(cells)
             assert vias == digits, (vias, digits)
             r["read_vias_per_s"] = vias / s_read

@@ -18,6 +18,7 @@ The subset written (docs/file-formats.md, "OASIS masks"):
 
 from __future__ import annotations
 
+import itertools
 import struct
 import zlib
 
@@ -139,7 +140,7 @@ def _ref(r: Ref) -> bytes:
     head = uint(PLACEMENT)
     if r.offsets:
         pts = [(0, 0), *r.offsets]
-        rep = uint(10) + uint(len(pts) - 2) + b"".join(_gdelta(b[0] - a[0], b[1] - a[1]) for a, b in zip(pts, pts[1:]))
+        rep = uint(10) + uint(len(pts) - 2) + b"".join(_gdelta(b[0] - a[0], b[1] - a[1]) for a, b in itertools.pairwise(pts))
         return head + bytes([P_C | P_X | P_Y | P_R]) + string(r.cell) + sint(r.x) + sint(r.y) + rep
     if r.cols == r.rows == 1:
         return head + bytes([P_C | P_X | P_Y]) + string(r.cell) + sint(r.x) + sint(r.y)

@@ -16,8 +16,9 @@ from taalas_compile.die.rom_format import NO_CELL
 
 
 def used_widths(img: np.ndarray, name: str = "") -> np.ndarray:
-    """Used cells per row [rows]; asserts the used cells of every row are a prefix."""
+    """Used cells per row [rows]; asserts the used cells of every row are a prefix of digits 0..7."""
     used = img != NO_CELL
+    assert not (used & (img > 7)).any(), f"{name}: digit out of range"
     widths = used.sum(axis=1)
     prefix = np.arange(img.shape[1])[None, :] < widths[:, None]
     assert (used == prefix).all(), f"{name}: used cells are not row prefixes"

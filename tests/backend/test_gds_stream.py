@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gdstk
 import numpy as np
+import pytest
 from mask_compare import assert_same_masks
 
 from taalas_compile.backend import gds_stream
@@ -12,6 +13,7 @@ from taalas_compile.backend.layout_ir import CellSpec, Ref
 from taalas_compile.backend.mask_file import MaskFile
 from taalas_compile.backend.masks import write_masks
 from taalas_compile.die.rom_format import NO_CELL
+from taalas_compile.errors import UserError
 
 
 def test_gds_matches_the_gdstk_masks(masks, reference_gds, design):
@@ -68,3 +70,9 @@ def test_arrays_beyond_32767_are_split(tmp_path, design):
     dims = sorted((r.repetition.columns, r.repetition.rows) for r in b.references)
     assert dims == [(3, 4466), (3, 32767), (3, 32767)]
     assert max(max(d) for d in arefs + dims) <= gds_stream.MAX_REPEAT
+
+
+def test_an_unknown_format_is_a_user_error(design, tmp_path):
+    with pytest.raises(UserError, match="unknown mask format 'svg'"):
+        write_masks(tmp_path / "chip.svg", *design, fmt="svg")
+    assert not (tmp_path / "chip.svg").exists()
