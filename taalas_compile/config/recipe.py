@@ -85,8 +85,9 @@ class QuantCfg(Strict):
     act_order: bool = True  # GPTQ: columns by descending diag H (groups stay static)
     correct: bool = True  # GPTQ: target the float model's outputs from the quantized inputs
     sensitivity_windows: int = Field(default=16, gt=0)  # calibration windows the sensitivity pass uses
-    tune_steps: int = Field(default=0, ge=0)  # Adam steps fitting the fp16 scales to the float model's outputs (0: off)
+    tune_steps: int = Field(default=0, ge=0)  # Adam steps fitting scales (and codes) to the float model's outputs (0: off)
     tune_lr: float = Field(default=3e-3, gt=0)  # peak learning rate of the log-scales (cosine decay)
+    tune_codes_lr: float = Field(default=0.0, ge=0)  # peak learning rate of the latent codes, in code units (0: codes fixed)
     tune_batch: int = Field(default=8, gt=0)  # calibration windows per tuning step
     calib: CalibCfg | None = None  # default calibration data (for "gptq" / "measured")
     # fnmatch patterns over Hugging Face parameter names -> bits; the last matching pattern wins

@@ -22,7 +22,7 @@ from taalas_compile.quant.calibrate import Calibration, gptq_model
 from taalas_compile.quant.codes import QTensor, QuantSpec, quantize_tensor, round_fp16
 from taalas_compile.quant.plan import weight_params
 from taalas_compile.quant.sensitivity import measure_sensitivity
-from taalas_compile.quant.tune import tune_scales
+from taalas_compile.quant.tune import tune_end_to_end
 
 
 def quantize_activation(x: torch.Tensor, group: int, bits: int) -> torch.Tensor:
@@ -52,7 +52,7 @@ def quantize_weights(source: WeightSource, plan: dict[str, QuantSpec], cfg: Quan
                      act_bits: int) -> dict[str, QTensor]:
     """Every planned weight tensor quantized: GPTQ layer by layer when the recipe asks for it and
     there is calibration data, else round-to-nearest with (MSE) clip search, tensor by tensor;
-    then, with calibration data and `cfg.tune_steps`, the scales fitted end to end. Calibrated
+    then, with calibration data and `cfg.tune_steps`, the scales (and codes) fitted end to end. Calibrated
     results are cached by content (`quant/cache.py`)."""
     if calib is None:
         return {name: quantize_tensor(source.get(name), spec, cfg.clip_search) for name, spec in plan.items()}
@@ -64,7 +64,8 @@ def quantize_weights(source: WeightSource, plan: dict[str, QuantSpec], cfg: Quan
                             act_quant=lambda x, group: quantize_activation(x, group, act_bits))
         else:
             qw = {name: quantize_tensor(source.get(name), spec, cfg.clip_search) for name, spec in plan.items()}
-        return tune_scales(source, qw, calib.tokens, act_bits, steps=cfg.tune_steps, lr=cfg.tune_lr, batch=cfg.tune_batch)
+        return tune_end_to_end(source, qw, calib.tokens, act_bits, steps=cfg.tune_steps, lr=cfg.tune_lr, batch=cfg.tune_batch,
+                               codes_lr=cfg.tune_codes_lr)
 
     key = cache_key("qweights", {"weights": weights_id(source), "calib": calib.tokens, "act_bits": act_bits,
                                  "plan": {n: [s.bits, s.group] for n, s in plan.items()}, "cfg": cfg.model_dump(mode="json", exclude={"calib"})})
