@@ -166,9 +166,11 @@ def sel_placements(img: np.ndarray, geo: Geometry) -> bytes:
     p, (n_rows, n_cols) = geo.die.cell.pitch, img.shape
     flat, off = img.reshape(-1), digit_offsets(geo)
     row_starts = np.arange(n_rows + 1) * n_cols
+    order = np.argsort(flat, kind="stable")  # one radix pass: cells grouped by digit, row-major within
+    cuts = np.searchsorted(flat[order], np.arange(len(off) + 1))
     streams = []
     for d in range(len(off)):
-        pos = np.flatnonzero(flat == d)  # row-major
+        pos = order[cuts[d] : cuts[d + 1]]  # row-major
         if pos.size == 0:
             continue
         bounds = np.searchsorted(pos, row_starts)
