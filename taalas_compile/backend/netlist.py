@@ -57,6 +57,12 @@ def _pin(s: str) -> Pin:
 
 
 def read_netlist(out: Path) -> tuple[Placement, dict[str, np.ndarray], dict]:
+    pl, doc = read_placement(out)
+    return pl, load_file(str(out / doc["roms"])), doc
+
+
+def read_placement(out: Path) -> tuple[Placement, dict]:
+    """The placement of netlist.json without loading the ROM images."""
     path = out / "netlist.json"
     doc = read_json(path, "is this a compile output directory?")
     if doc.get("format") != FORMAT or doc.get("version") != VERSION:
@@ -68,5 +74,4 @@ def read_netlist(out: Path) -> tuple[Placement, dict[str, np.ndarray], dict]:
         for t in doc["tiles"]
     )
     nets = tuple(Net(n["name"], tuple(map(_pin, n["drivers"])), tuple(map(_pin, n["sinks"]))) for n in doc["nets"])
-    roms = load_file(str(out / doc["roms"]))
-    return Placement(doc["die"], tiles, nets), roms, doc
+    return Placement(doc["die"], tiles, nets), doc
