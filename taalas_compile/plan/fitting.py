@@ -9,6 +9,7 @@ import re
 from taalas_compile.mapper.ir import Role
 from taalas_compile.plan.estimate import tile_digits
 from taalas_compile.plan.figures import fig, table
+from taalas_compile.plan.placement_report import placement_report
 from taalas_compile.plan.subject import Subject
 
 FIT = "plan/estimate.py fit(): used tiles and digit cells of the placement against the die's sites"
@@ -36,6 +37,7 @@ def fit_section(s: Subject) -> dict:
             figs.append(fig("routing_utilization", "worst routing channel", rt["utilization"], "fraction of tracks", "measured",
                             f"{s.chip_dir}/manifest.json figures.fit.routing (the compile's router)"))
     figs.append(fig("dies", "dies", len(s.stages), "dies", "computed", "plan/partition.py: fewest dies the layer blocks fit on"))
+    figs += placement_figures(s)
     out = {"figures": figs,
            "tables": {"dies": table("utilization per die", ["die", "MAC tiles", "ROM cells", "vector units", "SRAM", "routing", "ROM digits used", "KV bytes", "LoRA bytes"],
                                     rows, "computed", FIT + "; routing from mapper/route.py"),
@@ -44,6 +46,26 @@ def fit_section(s: Subject) -> dict:
                       "bits_by_layer": bits_by_layer(s)},
            "fits_one_die": len(s.stages) == 1,
            "advice": advice(s)}
+    return out
+
+
+def placement_figures(s: Subject) -> list[dict]:
+    """Wirelength and the worst pipeline stage of each die (plan/placement_report.py), routed wirelength."""
+    out = []
+    for st in s.stages:
+        pr = placement_report(st.placement, s.die, before=st.mapped)
+        d = f" (die {st.index})" if len(s.stages) > 1 else ""
+        ref = "plan/placement_report.py: half-perimeter wirelength of every net"
+        out.append(fig(f"hpwl_mm_{st.index}", f"placement wirelength (HPWL){d}", pr["hpwl_nm"] / 1e6, "mm", "computed", ref))
+        if "hpwl_change" in pr:
+            out.append(fig(f"hpwl_change_{st.index}", f"wirelength change by placement refinement{d}", pr["hpwl_change"], "fraction", "computed",
+                           ref + ", refined (mapper/refine.py) vs as mapped"))
+        ws = pr["worst_stage"]
+        out.append(fig(f"worst_block_{st.index}", f"slowest layer block{d}", f"{ws['block']}: {ws['cycles_critical']:,.0f} cycles", "", "computed",
+                       "plan/placement_report.py stage_cycles(): critical path through the block's tiles"))
+        if st.wirelength_nm is not None:
+            kind, ref = ("measured", f"{s.chip_dir}/manifest.json figures.wirelength_nm") if s.kind == "chip" else ("computed", "mapper/route.py PathFinder")
+            out.append(fig(f"routed_mm_{st.index}", f"routed wirelength{d}", st.wirelength_nm / 1e6, "mm", kind, f"{ref}, {st.router_iterations} iteration(s)"))
     return out
 
 

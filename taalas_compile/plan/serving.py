@@ -99,23 +99,33 @@ def capacity_section(s: Subject) -> dict:
             lora = s.lora_reserve_bytes * layers / max(s.n_layers, 1)
             per_die.append(int((sram - lora) // (users * kv)))
         ctx.append([users, min(per_die) if per_die else 0])
-    adapter = {r: _lora_bytes(s, r) for r in LORA_RANKS}
     figs = [fig("kv_bytes_per_token", "KV cache per token (all layers, K and V)", s.kv_bytes_per_token, "B", "computed",
                 f"2 x layers x kv_heads x head_dim x {die_ref(die, 'arith', 'kv_bits')} / 8"),
             fig("sram_bytes_per_die", "SRAM per die", sram, "B", "die", f"{die_ref(die, 'tiles', 'sram.bytes')} x S sites of [grid]"),
             fig("lora_reserve_bytes", "LoRA reserve (whole model)", s.lora_reserve_bytes, "B", "recipe", "[target] lora_reserve_bytes"),
             fig("context_configured", "context the KV cache is sized for", s.context, "tokens", "recipe", "[target] context")]
-    for r, b in adapter.items():
-        figs.append(fig(f"lora_adapters_rank{r}", f"LoRA adapters of rank {r} in the reserve", s.lora_reserve_bytes // b if b else 0, "adapters", "computed",
-                        f"reserve / {b:,} B per adapter (rank x (in + out) x 2 B fp16 over every linear)"))
-    return {"figures": figs, "tables": {"context": table(f"context per user for N concurrent users ({n} die(s))", ["users", "context tokens"], ctx, "computed",
-                                                         "(SRAM per die - its LoRA share) / (users x KV bytes per token of its layers), tightest die; ignores tile granularity")}}
+    free = n * sram - s.kv_bytes_per_token * s.context
+    lora = []
+    for targets, which in (("q_proj, v_proj", ("q_proj", "v_proj")), ("all linears", None)):
+        for r in LORA_RANKS:
+            b = _lora_bytes(s, r, which)
+            lora.append([r, targets, b, s.lora_reserve_bytes // b if b else 0, max(free, 0) // b if b else 0])
+    figs.append(fig("lora_qv_rank8_in_reserve", "LoRA adapters of rank 8 on q_proj, v_proj in the reserve", lora[0][3], "adapters", "computed",
+                    f"reserve / {lora[0][2]:,} B per adapter (rank x (in + out) x 2 B fp16)"))
+    figs.append(fig("context_1_user", "longest context for one user", ctx[0][1], "tokens", "computed", "SRAM per die minus its LoRA share / KV bytes per token"))
+    return {"figures": figs, "tables": {
+        "context": table(f"context per user for N concurrent users ({n} die(s))", ["users", "context tokens"], ctx, "computed",
+                         "(SRAM per die - its LoRA share) / (users x KV bytes per token of its layers), tightest die; ignores tile granularity"),
+        "lora": table("LoRA adapters that fit", ["rank", "on", "bytes per adapter", "in the reserve", "in SRAM free of the KV cache"], lora, "computed",
+                      "fp16 A and B per adapted linear: rank x (in + out) x 2 B; reserve from [target] lora_reserve_bytes; "
+                      "free SRAM = all dies' SRAM - KV bytes per token x [target] context")}}
 
 
-def _lora_bytes(s: Subject, rank: int) -> int:
-    """fp16 A and B of a rank-`rank` adapter on every decoder linear: rank x (in + out) x 2 B; one of
-    in and out is `dim` for every Llama linear, so in + out = dim + weights / dim."""
-    return rank * 2 * sum(s.dim + n // s.dim for t, n in s.numel.items() if "layers." in t)
+def _lora_bytes(s: Subject, rank: int, which: tuple[str, ...] | None) -> int:
+    """fp16 A and B of a rank-`rank` adapter on the decoder linears named in `which` (None: all):
+    rank x (in + out) x 2 B; one of in and out is `dim` for every Llama linear, so in + out = dim + weights / dim."""
+    return rank * 2 * sum(s.dim + n // s.dim for t, n in s.numel.items()
+                          if "layers." in t and (which is None or t.split(".")[-2] in which))
 
 
 def baseline_section(s: Subject, perf: dict) -> dict:

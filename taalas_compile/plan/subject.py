@@ -34,6 +34,7 @@ class Stage:
     tracks_used: dict | None  # worst tracks per channel from the router (None: not routed)
     wirelength_nm: int | None = None
     router_iterations: int | None = None
+    mapped: Placement | None = None  # the mapper's placement before refinement (when refined here)
 
 
 @dataclass
@@ -84,7 +85,7 @@ def from_recipe(r: Recipe, die: Die, route_stages: bool = False) -> Subject:
         start = map_graph(g, plan, die, r.target)
         pl = refine_placement(start, die)
         routing = route_nets(pl, die)
-        stages = [Stage(0, tuple(b for b in needs if b != "io"), pl, routing.tracks_used, routing.wirelength(), len(routing.iterations))]
+        stages = [Stage(0, tuple(b for b in needs if b != "io"), pl, routing.tracks_used, routing.wirelength(), len(routing.iterations), start)]
     else:
         bare = tile_needs(g, plan, die, r.target.model_copy(update={"lora_reserve_bytes": 0}))
         lora_tiles = r.target.lora_reserve_bytes / args.n_layers / die.tiles.sram.bytes  # SRAM tiles per layer, fractional
@@ -102,9 +103,9 @@ def _map_stage(g: nx.DiGraph, plan, die: Die, r: Recipe, cut: Cut, n_layers: int
     pl = map_graph(stage_graph(g, cut.blocks), plan, die, target)
     if not route:
         return Stage(cut.die_index, cut.blocks, pl, None)
-    pl = refine_placement(pl, die)
+    mapped, pl = pl, refine_placement(pl, die)
     routing = route_nets(pl, die)
-    return Stage(cut.die_index, cut.blocks, pl, routing.tracks_used, routing.wirelength(), len(routing.iterations))
+    return Stage(cut.die_index, cut.blocks, pl, routing.tracks_used, routing.wirelength(), len(routing.iterations), mapped)
 
 
 def from_chip(d: Path, die_ref: str | None) -> Subject:
