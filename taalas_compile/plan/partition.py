@@ -3,8 +3,8 @@
 The pipeline is the sequence of layer blocks `head, L0 .. Ln-1, tail`. A cut goes between two
 blocks; the residual stream (`dim` fp32 values) crosses the die-to-die link there, and the sampled
 token goes back from the last die to the first. `partition_blocks` finds the fewest dies the
-blocks fit on (contiguous packing), then the smallest largest stage (MAC tiles) on that many dies
-(binary search over a cap with the same packing), so stages are as even as the blocks allow.
+blocks fit on (contiguous packing), then on that many dies the cuts with the smallest largest stage
+(MAC tiles) and, among those, the most even sizes (a small dynamic programme over the cut points).
 
 `stage_graph` turns a stage into an ordinary model graph the mapper maps unchanged: the cut
 producer outside the stage becomes an INPUT node `link_in` (the link's receive side, mapped to the
@@ -39,16 +39,16 @@ def _sum(needs: list[dict]) -> dict:
     return {k: math.ceil(round(sum(n.get(k, 0) for n in needs), 9)) for k in KINDS}
 
 
-def _fits(need: dict, have: dict, cap: int | None) -> bool:
+def _fits(need: dict, have: dict) -> bool:
     need = _sum([need])
-    return all(need[k] <= have[k] for k in KINDS) and (cap is None or need["mac"] <= cap)
+    return all(need[k] <= have[k] for k in KINDS)
 
 
-def _pack(order: list[str], needs: dict[str, dict], have: dict, cap: int | None) -> list[list[str]]:
+def _pack(order: list[str], needs: dict[str, dict], have: dict) -> list[list[str]]:
     """Greedy contiguous packing: each stage takes blocks while they fit (fewest stages)."""
     stages: list[list[str]] = [[]]
     for b in order:
-        if stages[-1] and not _fits(_sum([needs[x] for x in stages[-1] + [b]]), have, cap):
+        if stages[-1] and not _fits(_sum([needs[x] for x in stages[-1] + [b]]), have):
             stages.append([])
         stages[-1].append(b)
     return stages
@@ -59,18 +59,35 @@ def partition_blocks(needs: dict[str, dict], die: Die) -> list[Cut]:
     have = {k: len(die.sites(k)) for k in KINDS}
     order = [b for b in needs if b != "io"]
     for b in order:
-        if not _fits(needs[b], have, None):
-            detail = ", ".join(f"{k} {needs[b][k]} / {have[k]}" for k in KINDS)
+        if not _fits(needs[b], have):
+            detail = ", ".join(f"{k} {math.ceil(needs[b][k])} / {have[k]}" for k in KINDS)
             raise UserError(f"block {b} alone does not fit die {die.name} ({detail} tiles): use a larger die or fewer bits")
-    n = len(_pack(order, needs, have, None))
-    lo, hi = max(math.ceil(needs[b]["mac"]) for b in order), have["mac"]
-    while lo < hi:  # smallest cap on MAC tiles per stage that still packs into n stages
-        mid = (lo + hi) // 2
-        if len(_pack(order, needs, have, mid)) <= n:
-            hi = mid
-        else:
-            lo = mid + 1
-    return [Cut(i, tuple(s), _sum([needs[b] for b in s])) for i, s in enumerate(_pack(order, needs, have, lo))]
+    n = len(_pack(order, needs, have))
+    stages = _balance(order, needs, have, n)
+    return [Cut(i, tuple(s), _sum([needs[b] for b in s])) for i, s in enumerate(stages)]
+
+
+def _balance(order: list[str], needs: dict[str, dict], have: dict, n: int) -> list[list[str]]:
+    """The n contiguous stages with the smallest largest stage (MAC tiles), then the smallest sum
+    of squared stage sizes: a dynamic programme over (blocks placed, stages used)."""
+    size = len(order)
+    fits = {(i, j): _fits(_sum([needs[b] for b in order[i:j]]), have) for i in range(size) for j in range(i + 1, size + 1)}
+    mac = [0]
+    for b in order:
+        mac.append(mac[-1] + needs[b]["mac"])
+    best: dict[tuple[int, int], tuple[float, float, int]] = {(0, 0): (0, 0, -1)}  # (i, k) -> (max, sum sq, previous i)
+    for k in range(1, n + 1):
+        for j in range(1, size + 1):
+            cands = [(max(best[i, k - 1][0], mac[j] - mac[i]), best[i, k - 1][1] + (mac[j] - mac[i]) ** 2, i)
+                     for i in range(j) if (i, k - 1) in best and fits[i, j]]
+            if cands:
+                best[j, k] = min(cands)
+    out, j = [], size
+    for k in range(n, 0, -1):
+        i = best[j, k][2]
+        out.append(order[i:j])
+        j = i
+    return out[::-1]
 
 
 def lora_share(total_bytes: int, cut: Cut, n_layers: int) -> int:

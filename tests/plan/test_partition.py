@@ -19,13 +19,14 @@ def blocks(*macs, vu=1, sram=0):
 
 def test_fewest_dies_then_balanced():
     die = load_die("mini")  # 76 MAC, 44 VU, 11 SRAM sites
-    cuts = partition_blocks(blocks(30, 30, 30, 30, 30), die)
-    # greedy packing alone would give [60, 60, 30]; three dies are needed either way, and 60 is the best cap
-    assert [c.blocks for c in cuts] == [("L0", "L1"), ("L2", "L3"), ("L4",)]
-    cuts = partition_blocks(blocks(40, 10, 10, 10, 40, 40), die)
-    # packing gives 70 | 40 | 40 (80 > 76): three dies; a cap of 60 still packs into three (55 needs four)
-    assert [c.blocks for c in cuts] == [("L0", "L1", "L2"), ("L3", "L4"), ("L5",)]
-    assert [c.needs["mac"] for c in cuts] == [60, 50, 40]
+    cuts = partition_blocks(blocks(40, 20, 10, 10, 40, 30), die)
+    # packing: 70 | 50 | 30 (80 > 76), so three dies; 60 | 60 | 30 is the only way to a largest stage of 60
+    assert [c.blocks for c in cuts] == [("L0", "L1"), ("L2", "L3", "L4"), ("L5",)]
+    assert [c.needs["mac"] for c in cuts] == [60, 60, 30]
+    cuts = partition_blocks(blocks(30, 30, 30, 30, 30, 30, 20), die)
+    # packing alone gives 60 | 60 | 60 | 20; the same four dies hold 60, 60, 50, 30 (smaller squares)
+    assert len(cuts) == 4 and sorted(c.needs["mac"] for c in cuts) == [30, 50, 60, 60]
+    assert [b for c in cuts for b in c.blocks] == [f"L{i}" for i in range(7)]
 
 
 def test_vector_units_and_fractional_sram_bound_a_stage():
