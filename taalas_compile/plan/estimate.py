@@ -16,7 +16,6 @@ from taalas_compile.config.die import Die
 from taalas_compile.die.rom_format import HEADER_WORDS, WORD_DIGITS, group_layout
 from taalas_compile.mapper.ir import Placement, Role, Tile
 
-
 _layout = functools.cache(group_layout)  # a die has a handful of distinct (n_cols, group, bits)
 
 

@@ -16,7 +16,6 @@ FIT = "plan/estimate.py fit(): used tiles and digit cells of the placement again
 
 
 def fit_section(s: Subject) -> dict:
-    die = s.die
     rows, figs = [], []
     for st in s.stages:
         f = s.fit(st)

@@ -4,6 +4,7 @@ the estimate's basis stated (data only)."""
 from __future__ import annotations
 
 import math
+import re
 
 from taalas_compile.backend.volume import mask_bytes_estimate
 from taalas_compile.plan.figures import fig, table
@@ -43,10 +44,11 @@ def masks_section(s: Subject) -> dict:
     figs = [fig("digit_cells", "digit cells (all dies)", total, "cells", "computed", "plan/estimate.py fit() digits_total"),
             fig("gds_bytes_estimate", "GDSII volume (all dies)", sum(mask_bytes_estimate(d, "gds") for d in digits), "B", "estimate", VOLUME + ' fmt="gds"'),
             fig("oasis_bytes_estimate", "OASIS volume (all dies)", sum(mask_bytes_estimate(d, "oasis") for d in digits), "B", "estimate", VOLUME + ' fmt="oasis"')]
-    outs = s.manifest.get("outputs", {})
-    for name, label in (("chip.gds", "GDSII file as written"), ("chip.oas", "OASIS file as written")):
-        if name in outs:
-            figs.append(fig(f"{name.replace('.', '_')}_bytes", label, outs[name]["bytes"], "B", "measured", f"{s.chip_dir}/manifest.json outputs[{name}].bytes"))
+    for name, meta in s.manifest.get("outputs", {}).items():  # the mask files as written, whatever the format
+        fmt = {".gds": "GDSII", ".oas": "OASIS", ".oasis": "OASIS"}.get(name[name.rfind("."):])
+        if fmt:
+            figs.append(fig(re.sub(r"\W", "_", name) + "_bytes", f"{fmt} file {name} as written", meta["bytes"], "B", "measured",
+                            f"{s.chip_dir}/manifest.json outputs[{name}].bytes"))
     rows = []
     for t in times(s):
         rows.append([t["die"], t["compile"][0], t["compile"][1], t["verify"][0], t["verify"][1]])

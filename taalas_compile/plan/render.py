@@ -89,9 +89,9 @@ def to_html(doc: dict, image_uri: str | None) -> str:
     sub = doc["subject"]
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>plan: {_e(sub['name'])} on {_e(sub['die'])}</title><style>{css}</style></head><body>",
              f"<h1>Plan: {_e(sub['name'])} on {sub['dies']} × {_e(sub['die'])}</h1>",
-             f"<p>{_e('compiled chip ' + sub['path'] if sub['kind'] == 'chip' else 'recipe (mapped here, no weights, no masks)')}; taalas-compile {_e(doc['compiler'])}. "
-             "Every figure names its source: <i>die</i> (base die parameter), <i>recipe</i>, <i>input</i> (command line), <i>measured</i>, "
-             "<i>computed</i> (from the placement and the die by the code named), <i>estimate</i> (scaled from a measurement), <i>cited</i>.</p>"]
+             (f"<p>{_e('compiled chip ' + sub['path'] if sub['kind'] == 'chip' else 'recipe (mapped here, no weights, no masks)')}; taalas-compile {_e(doc['compiler'])}. "
+              "Every figure names its source: <i>die</i> (base die parameter), <i>recipe</i>, <i>input</i> (command line), <i>measured</i>, "
+              "<i>computed</i> (from the placement and the die by the code named), <i>estimate</i> (scaled from a measurement), <i>cited</i>.</p>")]
     if image_uri:
         parts.append(f"<img id='floorplan-image' src='{image_uri}' alt='floorplan' hidden>")
     for key, heading, _ in SECTIONS:
@@ -155,7 +155,7 @@ def to_markdown(doc: dict) -> str:
             out += [f"| {f['label']} | {fmt(f['value'], f['unit'])} {_shown_unit(f['unit'])} | {_src(f['source'])} |".replace("  |", " |") for f in sec["figures"]]
             out.append("")
         if key == "floorplan":
-            out += [f"Blocks per die: " + "; ".join(f"die {d['die']}: " + ", ".join(b["block"] for b in d["blocks"]) for d in sec["dies"]),
+            out += ["Blocks per die: " + "; ".join(f"die {d['die']}: " + ", ".join(b["block"] for b in d["blocks"]) for d in sec["dies"]),
                     f"({_src(sec['source'])})", ""]
         if key == "schedule":
             out += [_md_table(_task_table(doc)), _gantt_mermaid(doc), _md_table(_whatif_table(doc))]

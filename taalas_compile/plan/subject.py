@@ -14,6 +14,7 @@ from taalas_compile.backend.netlist import read_placement
 from taalas_compile.config.die import Die, load_die
 from taalas_compile.config.recipe import Recipe, load_recipe
 from taalas_compile.errors import UserError
+from taalas_compile.files import read_json
 from taalas_compile.frontend.lower import lower_args
 from taalas_compile.inputs import args_of
 from taalas_compile.mapper.ir import Placement
@@ -112,7 +113,7 @@ def from_chip(d: Path, die_ref: str | None) -> Subject:
     man = read_manifest(d)
     die = load_die(die_ref) if die_ref else chip_die(d, man)
     pl, _ = read_placement(d)
-    graph = json.loads((d / "graph.json").read_text())
+    graph = read_json(d / "graph.json", "is this a compile output directory?")
     numel = {p["name"]: _prod(p["shape"]) for n in graph["nodes"] for p in n["params"] if p["kind"] == "weight"}
     arch = man["recipe"]["settings"]
     layers = [n for n in graph["nodes"] if n["op"] == "attention"]
