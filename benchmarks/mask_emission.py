@@ -26,7 +26,13 @@ import torch
 from taalas_compile.backend import gds_stream, oasis_stream
 from taalas_compile.backend.mask_file import MaskFile
 from taalas_compile.config.die import load_die
-from taalas_compile.die.rom_format import HEADER_WORDS, NO_CELL, block_digits, header_digits, image
+from taalas_compile.die.rom_format import (
+    HEADER_WORDS,
+    NO_CELL,
+    block_digits,
+    header_digits,
+    image,
+)
 from taalas_compile.quant.codes import QuantSpec, quantize_tensor
 from taalas_compile.signoff.oasis_read import read_cells
 

@@ -72,6 +72,12 @@ def read_netlist(out: Path, roms: bool = True) -> tuple[Placement, dict[str, np.
     return Placement(doc["die"], tiles, nets), images, doc
 
 
+def read_placement(out: Path) -> tuple[Placement, dict]:
+    """The placement of netlist.json and the raw document, without the ROM images."""
+    pl, _, doc = read_netlist(out, roms=False)
+    return pl, doc
+
+
 def read_block_roms(out: Path, doc: dict, block: str) -> dict[str, np.ndarray]:
     """The expected ROM images of one layer block's tiles."""
     f = out / doc["roms"][block]

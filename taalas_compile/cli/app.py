@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -152,15 +153,22 @@ def eval_cmd(recipe: Recipe, text: Annotated[Path, typer.Option("--text", help="
 
 
 @app.command()
-def plan(target: Annotated[str, typer.Argument(help="A recipe, or a compile output directory.")], die: DieOpt = None, json_out: JsonFlag = False) -> None:
-    """Planning summary: fit, utilization and estimated tokens/s.
+def plan(target: Annotated[str, typer.Argument(help="A recipe, or a compile output directory.")], die: DieOpt = None,
+         start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First day of the schedule (YYYY-MM-DD); without it, weeks from the start.")] = None,
+         change_week: Annotated[float, typer.Option(help="What-if: the model changes after this many weeks.")] = 4.0,
+         out: Annotated[Path | None, typer.Option("--out", "-o", help="Where to write plan.json, plan.html, plan.md (default DIR/plan, or out/RECIPE/plan).")] = None,
+         route_stages: Annotated[bool, typer.Option(help="Multi-die: also refine and route every die's stage (about 20 s per hc1 die).")] = False,
+         json_out: JsonFlag = False) -> None:
+    """Planning report: fit, floorplan, performance and cost, mask data, schedule, multi-die partition.
 
-    Examples: `taalas-compile plan llama-3.1-8b`, `taalas-compile plan out/tiny-llama`
+    Writes plan.html (opens offline), plan.md and plan.json (docs/plan.schema.json) and prints a summary.
+
+    Examples: `taalas-compile plan out/tiny-llama --start 2026-12-01`, `taalas-compile plan llama-3.1-70b`
     """
-    from taalas_compile.plan.summary import plan_summary
+    from taalas_compile.plan.write import make_plan
 
-    res = plan_summary(target, die)
-    print(json.dumps(res, indent=1)) if json_out else show.plan(res)
+    doc, paths = make_plan(target, die, start.date() if start else None, change_week, out, route_stages)
+    print(json.dumps(doc, indent=1, sort_keys=True)) if json_out else show.plan(doc, paths)
 
 
 @app.command()

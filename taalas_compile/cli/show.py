@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -211,32 +212,39 @@ def evaluation(res: dict) -> None:
     out.print(t)
 
 
-def plan(res: dict) -> None:
-    t = Table(title=f"plan: {res['recipe']} on die {res['die']} — {res['source']}", show_header=False)
-    t.add_row("parameters", f"{res['params']:,}")
-    t.add_row("bits / weight (scales counted)", f"{res['bits_per_weight']:.3f}")
-    f = res["fit"]
-    for k, v in f["tiles"].items():
-        t.add_row(f"{k} tiles", f"{v['used']:,} / {v['available']:,} ({v['utilization']:.0%})")
-    t.add_row("ROM digit cells", f"{f['rom_digits']['used']:,} / {f['rom_digits']['available']:,} ({f['rom_digits']['utilization']:.0%})")
-    t.add_row("SRAM (KV + LoRA)", f"{_size(f['sram_bytes']['kv'])} + {_size(f['sram_bytes']['lora'])} of {_size(f['sram_bytes']['available'])}")
-    pr = res.get("placement")
-    if pr:
-        change = f" ({pr['hpwl_change']:+.0%} by placement refinement)" if "hpwl_change" in pr else ""
-        t.add_row("placement wirelength (HPWL)", f"{pr['hpwl_nm'] / 1e6:,.2f} mm over {pr['nets']} nets{change}")
-        ws = pr["worst_stage"]
-        t.add_row("worst pipeline stage", f"{ws['block']}: {ws['cycles_critical']:,.0f} cycles critical path")
-    if "routed_wirelength_nm" in res:
-        t.add_row("routed wirelength", f"{res['routed_wirelength_nm'] / 1e6:,.2f} mm, {res['router_iterations']} PathFinder iterations")
-    if "routing" in f:
-        t.add_row("worst channel", f"{f['routing']['worst_channel_tracks']} / {f['routing']['available']} tracks")
-    p = res["performance"]
-    t.add_row("latency / token (short context)", f"{p['latency_cycles']:,.0f} cycles = {p['latency_us']:.2f} µs at {p['clock_mhz']:.0f} MHz")
-    t.add_row("tokens/s, one user", f"{p['tokens_per_s_single']:,.0f} short context, {p['tokens_per_s_single_full_context']:,.0f} at {p['context']:,} tokens")
-    t.add_row("tokens/s, pipeline full", f"{p['tokens_per_s_pipelined']:,.0f} at {p['context']:,} tokens")
-    t.add_row("GDSII masks", f"{_size(res['mask_bytes'])} ({'measured' if res['mask_bytes_measured'] else 'estimated'})")
+def plan(doc: dict, paths: dict) -> None:
+    from taalas_compile.plan.render import fmt
+
+    sub = doc["subject"]
+    t = Table(title=f"plan: {sub['name']} on {sub['dies']} x {sub['die']} ({'compiled chip' if sub['kind'] == 'chip' else 'recipe'})")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    t.add_column("source (plan.md has it in full)", no_wrap=True, overflow="ellipsis", max_width=70)
+    for key in ("model", "fit", "performance", "capacity", "baseline", "masks", "schedule"):
+        for f in doc[key]["figures"]:
+            unit = "" if f["unit"] in ("B", "date") or f["unit"].startswith("fraction") else f" {f['unit']}"
+            t.add_row(escape(f["label"]), escape(fmt(f["value"], f["unit"]) + unit), f"[dim]{f['source']['kind']}: {escape(f['source']['ref'])}[/]")
+        t.add_section()
     out.print(t)
-    out.print(f"[dim]{p['assumptions']}[/]")
+    if doc["fit"]["advice"]:
+        out.print("[bold yellow]does not fit one die[/]; what would have to change:")
+        for a in doc["fit"]["advice"]:
+            out.print(f"  • {escape(a['text'])}", soft_wrap=True)
+    if doc["partition"]["dies"] > 1:
+        st = doc["partition"]["tables"]["stages"]
+        p = Table(title=st["title"])
+        for col in st["columns"]:
+            p.add_column(col, justify="right")
+        for r in st["rows"]:
+            p.add_row(*(fmt(v) for v in r))
+        out.print(p)
+    sch = doc["schedule"]
+    labels = {x["id"]: x["label"] for x in sch["tasks"]}
+    out.print("critical path: " + escape(" → ".join(labels[i] for i in sch["critical_path"])), soft_wrap=True)
+    for w in sch["whatif"]:
+        out.print(f"what if {escape(w['label'])}: +{w['delay_weeks']:.1f} weeks{' (' + w['finish_date'] + ')' if w['finish_date'] else ''}", soft_wrap=True)
+    out.print(f"[dim]{escape(doc['performance']['assumptions'])}[/]", soft_wrap=True)
+    out.print("wrote " + ", ".join(str(p) for p in paths.values()), soft_wrap=True)
 
 
 def graph(name: str, doc: dict, saved: Path | None) -> None:

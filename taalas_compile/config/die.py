@@ -154,19 +154,31 @@ class Timing(Strict):
 
 
 class Fab(Strict):
-    """Schedule figures for planning: the two custom masks on banked base wafers."""
+    """Schedule figures for planning (weeks): the two custom masks on banked base wafers."""
 
+    freeze_weeks: float = Field(default=1.0, ge=0)  # model freeze and quantization sign-off (team work)
     mask_weeks: float  # making the two masks
     process_weeks: float  # processing the two layers on banked base wafers
     package_test_weeks: float
     bring_up_weeks: float
+    fix_weeks: float = Field(default=0.5, ge=0)  # finding and fixing the cause of a failed sign-off before recompiling
 
 
 class Power(Strict):
+    """Watts per tile kind at full activity; a tile busy a fraction of each token draws that fraction."""
+
     watts_per_mac_tile: float  # at full activity
     watts_per_vu: float
     watts_per_sram: float
-    static_watts: float
+    static_watts: float  # leakage, clock tree and I/O of the whole die, whatever it runs
+
+
+class Link(Strict):
+    """The die-to-die link a model split over several dies passes its residual stream through."""
+
+    gbytes_per_s: float = Field(gt=0)  # payload bandwidth per direction, GB/s
+    latency_ns: float = Field(ge=0)  # one hop, serialisation of the first byte to arrival
+    watts: float = Field(ge=0)  # per link endpoint pair while active
 
 
 class Die(Strict):
@@ -184,6 +196,7 @@ class Die(Strict):
     timing: Timing
     fab: Fab
     power: Power
+    link: Link
     sources: list[str] = []  # where the parameters come from
 
     @model_validator(mode="after")

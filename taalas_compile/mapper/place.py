@@ -159,6 +159,15 @@ def check_fit(protos: list[_Proto], die: Die) -> None:
         raise UserError(f"model does not fit die {die.name}: {detail}")
 
 
+def tile_needs(g: nx.DiGraph, plan: dict[str, QuantSpec], die: Die, target: TargetCfg) -> dict[str, dict[str, int]]:
+    """Tiles of each kind every layer block needs, blocks in pipeline order (no site is taken)."""
+    protos, _ = _protos(g, plan, die, target)
+    out: dict[str, dict[str, int]] = {}
+    for p in protos:
+        out.setdefault(p.block, dict.fromkeys(("mac", "vu", "sram", "io"), 0))[p.kind] += 1
+    return out
+
+
 def map_graph(g: nx.DiGraph, plan: dict[str, QuantSpec], die: Die, target: TargetCfg) -> Placement:
     protos, tiles_of = _protos(g, plan, die, target)
     check_fit(protos, die)  # the model itself first: its shortfall is the more useful error

@@ -8,18 +8,22 @@ vector unit n / lanes (attention: its mean KV length over the context), every ti
 
 from __future__ import annotations
 
+import functools
+
 import networkx as nx
 
 from taalas_compile.config.die import Die
 from taalas_compile.die.rom_format import HEADER_WORDS, WORD_DIGITS, group_layout
 from taalas_compile.mapper.ir import Placement, Role, Tile
 
+_layout = functools.cache(group_layout)  # a die has a handful of distinct (n_cols, group, bits)
+
 
 def tile_digits(t: Tile) -> int:
     """Used digit cells of a tile (header included)."""
     n = HEADER_WORDS * WORD_DIGITS
     if t.role in (Role.MATVEC, Role.LOOKUP):
-        n += t.words[3] * group_layout(t.words[4], t.group, t.bits)[2]
+        n += t.words[3] * _layout(t.words[4], t.group, t.bits)[2]
     elif t.role is Role.RMSNORM:
         n += t.words[3] * 6
     elif t.role is Role.ROPE:

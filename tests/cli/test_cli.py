@@ -29,8 +29,8 @@ def test_recipe_alone_compiles_and_verify_passes(tmp_path, capsys):
     assert code == 0 and res["passed"] and [c["name"] for c in res["checks"]] == ["netlist", "layers", "drc", "lvs", "emulation"]
     code, stdout, _ = run(capsys, "emulate", str(out), "--prompt", "5 6 7", "--tokens", "5")
     assert code == 0 and len(stdout.split()) == 5 and all(t.isdigit() for t in stdout.split())
-    code, stdout, _ = run(capsys, "plan", str(out), "--json")
-    assert code == 0 and json.loads(stdout)["fit"]["tiles"]["mac"]["used"] > 0
+    code, stdout, _ = run(capsys, "plan", str(out), "--json", "--out", str(tmp_path / "plan"))
+    assert code == 0 and json.loads(stdout)["fit"]["tables"]["dies"]["rows"][0][1] > 0 and (tmp_path / "plan" / "plan.html").is_file()
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -1,0 +1,155 @@
+"""What a plan is about: a recipe (mapped here, on one die or split over several) or a compiled chip
+(read from its directory). Both become a `Subject`: the model graph, the bits per tensor and one
+`Stage` per die, each with its placement and routing demand — the IR every plan analysis reads."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import networkx as nx
+
+from taalas_compile.backend.netlist import read_placement
+from taalas_compile.config.die import Die, load_die
+from taalas_compile.config.recipe import Recipe, load_recipe
+from taalas_compile.errors import UserError
+from taalas_compile.files import read_json
+from taalas_compile.frontend.lower import lower_args
+from taalas_compile.inputs import args_of
+from taalas_compile.mapper.ir import Placement
+from taalas_compile.mapper.place import map_graph, tile_needs
+from taalas_compile.mapper.refine import refine_placement
+from taalas_compile.mapper.route import route_nets
+from taalas_compile.plan.estimate import fit
+from taalas_compile.plan.partition import Cut, lora_share, partition_blocks, stage_graph
+from taalas_compile.quant.plan import assign_bits, bits_per_weight
+from taalas_compile.reference import chip_die, read_manifest
+
+
+@dataclass(frozen=True)
+class Stage:
+    index: int  # die number in pipeline order
+    blocks: tuple[str, ...]
+    placement: Placement
+    tracks_used: dict | None  # worst tracks per channel from the router (None: not routed)
+    wirelength_nm: int | None = None
+    router_iterations: int | None = None
+    mapped: Placement | None = None  # the mapper's placement before refinement (when refined here)
+
+
+@dataclass
+class Subject:
+    kind: str  # "recipe" or "chip"
+    name: str  # recipe name
+    die: Die
+    recipe: Recipe | None
+    params: int
+    bits_per_weight: float
+    bits: dict[str, int]  # tensor -> 3 or 6
+    numel: dict[str, int]  # tensor -> weights
+    n_layers: int
+    dim: int
+    kv_bytes_per_token: int  # K and V of every layer for one position, die.arith.kv_bits
+    context: int
+    lora_reserve_bytes: int
+    stages: list[Stage]
+    chip_dir: Path | None = None
+    manifest: dict = field(default_factory=dict)
+    run: dict | None = None  # run.json of a compiled chip
+    signoff: dict | None = None  # signoff/signoff.json once verified
+    needs_one_die: dict | None = None  # tiles the whole model needs (recipes), and the die has
+    _fits: dict = field(default_factory=dict, repr=False)
+
+    def fit(self, st: Stage) -> dict:
+        """plan/estimate.fit of a stage, computed once."""
+        if st.index not in self._fits:
+            self._fits[st.index] = fit(st.placement, self.die, st.tracks_used)
+        return self._fits[st.index]
+
+
+def _kv_per_token(args, die: Die) -> int:
+    return 2 * args.n_layers * args.n_kv_heads * (args.dim // args.n_heads) * die.arith.kv_bits // 8
+
+
+def from_recipe(r: Recipe, die: Die, route_stages: bool = False) -> Subject:
+    """Map a recipe: placed, refined and routed when it fits one die; else partitioned over several
+    dies and each stage mapped (placement refinement and routing per stage only with
+    `route_stages`: they take ~20 s per hc1 stage, the mapping alone well under a second)."""
+    args = args_of(r.model.architecture)
+    g = lower_args(args)
+    plan = assign_bits(g, r.quant, die)
+    needs = tile_needs(g, plan, die, r.target)
+    total = {k: sum(n[k] for n in needs.values()) for k in ("mac", "vu", "sram", "io")}
+    have = {k: len(die.sites(k)) for k in total}
+    if all(total[k] <= have[k] for k in total):
+        start = map_graph(g, plan, die, r.target)
+        pl = refine_placement(start, die)
+        routing = route_nets(pl, die)
+        stages = [Stage(0, tuple(b for b in needs if b != "io"), pl, routing.tracks_used, routing.wirelength(), len(routing.iterations), start)]
+    else:
+        bare = tile_needs(g, plan, die, r.target.model_copy(update={"lora_reserve_bytes": 0}))
+        lora_tiles = r.target.lora_reserve_bytes / args.n_layers / die.tiles.sram.bytes  # SRAM tiles per layer, fractional
+        per_block = {b: {**n, "sram": n["sram"] + (lora_tiles if b.startswith("L") else 0)} for b, n in bare.items()}
+        stages = [_map_stage(g, plan, die, r, cut, args.n_layers, route_stages) for cut in partition_blocks(per_block, die)]
+    numel = {p.name: p.numel for n in g.nodes for p in g.nodes[n]["op"].params if p.kind == "weight"}
+    return Subject("recipe", r.name, die, r, args.n_params, bits_per_weight(g, plan, die), {k: s.bits for k, s in plan.items()},
+                   numel, args.n_layers, args.dim, _kv_per_token(args, die), r.target.context, r.target.lora_reserve_bytes,
+                   stages, needs_one_die={"need": total, "have": have})
+
+
+def _map_stage(g: nx.DiGraph, plan, die: Die, r: Recipe, cut: Cut, n_layers: int, route: bool) -> Stage:
+    """One die of a multi-die model: its stage graph through the ordinary mapper (and router)."""
+    target = r.target.model_copy(update={"lora_reserve_bytes": lora_share(r.target.lora_reserve_bytes, cut, n_layers)})
+    pl = map_graph(stage_graph(g, cut.blocks), plan, die, target)
+    if not route:
+        return Stage(cut.die_index, cut.blocks, pl, None)
+    mapped, pl = pl, refine_placement(pl, die)
+    routing = route_nets(pl, die)
+    return Stage(cut.die_index, cut.blocks, pl, routing.tracks_used, routing.wirelength(), len(routing.iterations), mapped)
+
+
+def from_chip(d: Path, die_ref: str | None) -> Subject:
+    man = read_manifest(d)
+    die = load_die(die_ref) if die_ref else chip_die(d, man)
+    pl, _ = read_placement(d)
+    graph = read_json(d / "graph.json", "is this a compile output directory?")
+    numel = {p["name"]: _prod(p["shape"]) for n in graph["nodes"] for p in n["params"] if p["kind"] == "weight"}
+    arch = man["recipe"]["settings"]
+    layers = [n for n in graph["nodes"] if n["op"] == "attention"]
+    att = layers[0]["attrs"] if layers else {"n_kv_heads": 0, "head_dim": 0}
+    dim = next((n["out_shape"][0] for n in graph["nodes"] if n["op"] == "embed"), 0)
+    kv = 2 * len(layers) * att["n_kv_heads"] * att["head_dim"] * die.arith.kv_bits // 8
+    fig = man["figures"]
+    blocks = tuple(dict.fromkeys(t.block for t in pl.tiles if t.block != "io"))
+    stage = Stage(0, blocks, pl, None, fig.get("wirelength_nm"), fig.get("router_iterations"))
+    run = _json(d / "run.json")
+    signoff = _json(d / "signoff" / "signoff.json")
+    return Subject("chip", man["recipe"]["name"], die, None, fig["params"], fig["bits_per_weight"], dict(man["bits"]), numel,
+                   len(layers), dim, kv, arch["target"]["context"], arch["target"]["lora_reserve_bytes"], [stage],
+                   chip_dir=d, manifest=man, run=run, signoff=signoff)
+
+
+def _prod(shape: list[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def _json(p: Path) -> dict | None:
+    try:
+        return json.loads(p.read_text()) if p.is_file() else None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{p}: not valid JSON ({e.msg})") from None
+
+
+def load_subject(target: str, die_ref: str | None = None, route_stages: bool = False) -> Subject:
+    """A compiled chip directory, or a recipe with a [model.architecture] to map."""
+    p = Path(target)
+    if p.is_dir():
+        return from_chip(p, die_ref)
+    r = load_recipe(target)
+    if r.model.architecture is None:
+        raise UserError(f"recipe {r.name} has no [model.architecture] to plan from; compile it and plan the output directory")
+    return from_recipe(r, load_die(die_ref or r.target.die), route_stages)

@@ -1,0 +1,37 @@
+"""`taalas-compile plan`: analyse a recipe or a compiled chip and write DIR/plan/ (plan.json,
+plan.html, plan.md). The pipeline of the command, top to bottom."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from taalas_compile.files import write_atomic
+from taalas_compile.plan.floorplan import image_data_uri
+from taalas_compile.plan.render import to_html, to_markdown
+from taalas_compile.plan.report import build_plan
+from taalas_compile.plan.subject import Subject, load_subject
+
+
+def plan_dir(s: Subject, out: Path | None) -> Path:
+    """DIR/plan for a chip, out/RECIPE/plan for a recipe, unless --out says otherwise."""
+    if out is not None:
+        return out
+    return (s.chip_dir if s.chip_dir is not None else Path("out") / s.name) / "plan"
+
+
+def write_plan(doc: dict, image_uri: str | None, out: Path) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"plan.json": out / "plan.json", "plan.html": out / "plan.html", "plan.md": out / "plan.md"}
+    write_atomic(paths["plan.json"], lambda p: p.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n"))
+    write_atomic(paths["plan.html"], lambda p: p.write_text(to_html(doc, image_uri)))
+    write_atomic(paths["plan.md"], lambda p: p.write_text(to_markdown(doc)))
+    return paths
+
+
+def make_plan(target: str, die: str | None = None, start: dt.date | None = None, change_week: float = 4.0,
+              out: Path | None = None, route_stages: bool = False) -> tuple[dict, dict[str, Path]]:
+    s = load_subject(target, die, route_stages)  # recipe mapped (one die or several) or chip read back
+    doc = build_plan(s, start, change_week)  # every analysis, each figure with its source
+    return doc, write_plan(doc, image_data_uri(s), plan_dir(s, out))  # plan.json, plan.html, plan.md
