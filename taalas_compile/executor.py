@@ -49,9 +49,9 @@ def run_jobs(fn: Callable, jobs: Sequence, cfg: ExecutorCfg, on_done: Callable =
             for f in as_completed(futures):
                 results[futures[f]] = f.result()
                 on_done(results[futures[f]])
-        except BaseException:
-            for f in futures:
-                f.cancel()
+        except BaseException:  # Ctrl-C, SIGTERM, a failed block: stop every worker now, not after its block
+            for proc in list(getattr(pool, "_processes", {}).values()):  # no public API before Python 3.14
+                proc.terminate()
             raise
     return results
 

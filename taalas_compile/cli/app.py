@@ -7,6 +7,7 @@ line and exit 2; `--debug` (anywhere on the line) shows the traceback instead.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from datetime import datetime
 from enum import Enum
@@ -233,7 +234,12 @@ def _with_default_command(argv: list[str]) -> list[str]:
     return argv
 
 
+def _terminated(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM (a killed job) stops like Ctrl-C: workers stopped, finished blocks kept
+
+
 def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = _with_default_command([a for a in argv if a != "--debug"])

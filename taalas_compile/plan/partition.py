@@ -90,12 +90,6 @@ def _balance(order: list[str], needs: dict[str, dict], have: dict, n: int) -> li
     return out[::-1]
 
 
-def lora_share(total_bytes: int, cut: Cut, n_layers: int) -> int:
-    """The part of the model's LoRA reserve a stage holds: its share of the decoder layers."""
-    layers = sum(b.startswith("L") for b in cut.blocks)
-    return math.ceil(total_bytes * layers / n_layers) if n_layers else 0
-
-
 def stage_graph(g: nx.DiGraph, blocks: tuple[str, ...]) -> nx.DiGraph:
     """The sub-graph of a stage's blocks with the link as its input and output (see module doc)."""
     from taalas_compile.mapper.place import block_of

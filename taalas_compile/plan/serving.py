@@ -102,7 +102,8 @@ def capacity_section(s: Subject) -> dict:
     figs = [fig("kv_bytes_per_token", "KV cache per token (all layers, K and V)", s.kv_bytes_per_token, "B", "computed",
                 f"2 x layers x kv_heads x head_dim x {die_ref(die, 'arith', 'kv_bits')} / 8"),
             fig("sram_bytes_per_die", "SRAM per die", sram, "B", "die", f"{die_ref(die, 'tiles', 'sram.bytes')} x S sites of [grid]"),
-            fig("lora_reserve_bytes", "LoRA reserve (whole model)", s.lora_reserve_bytes, "B", "recipe", "[target] lora_reserve_bytes"),
+            fig("lora_reserve_bytes", "LoRA reserve (whole model)", s.lora_reserve_bytes, "B", "recipe",
+                "[target.lora] max_rank x (in + out) x 2 B per target module per layer"),
             fig("context_configured", "context the KV cache is sized for", s.context, "tokens", "recipe", "[target] context")]
     free = n * sram - s.kv_bytes_per_token * s.context
     lora = []
@@ -117,7 +118,7 @@ def capacity_section(s: Subject) -> dict:
         "context": table(f"context per user for N concurrent users ({n} die(s))", ["users", "context tokens"], ctx, "computed",
                          "(SRAM per die - its LoRA share) / (users x KV bytes per token of its layers), tightest die; ignores tile granularity"),
         "lora": table("LoRA adapters that fit", ["rank", "on", "bytes per adapter", "in the reserve", "in SRAM free of the KV cache"], lora, "computed",
-                      "fp16 A and B per adapted linear: rank x (in + out) x 2 B; reserve from [target] lora_reserve_bytes; "
+                      "fp16 A and B per adapted linear: rank x (in + out) x 2 B; reserve from [target.lora]; "
                       "free SRAM = all dies' SRAM - KV bytes per token x [target] context")}}
 
 

@@ -12,7 +12,7 @@ import networkx as nx
 
 from taalas_compile.backend.netlist import read_placement
 from taalas_compile.config.die import Die, load_die
-from taalas_compile.config.recipe import Recipe, load_recipe
+from taalas_compile.config.recipe import LoraCfg, Recipe, load_recipe
 from taalas_compile.errors import UserError
 from taalas_compile.files import read_json
 from taalas_compile.frontend.lower import lower_args
@@ -22,7 +22,7 @@ from taalas_compile.mapper.place import map_graph, tile_needs
 from taalas_compile.mapper.refine import refine_placement
 from taalas_compile.mapper.route import route_nets
 from taalas_compile.plan.estimate import fit
-from taalas_compile.plan.partition import Cut, lora_share, partition_blocks, stage_graph
+from taalas_compile.plan.partition import Cut, partition_blocks, stage_graph
 from taalas_compile.quant.plan import assign_bits, bits_per_weight
 from taalas_compile.reference import chip_die, read_manifest
 
@@ -88,25 +88,37 @@ def from_recipe(r: Recipe, die: Die, route_stages: bool = False) -> Subject:
         routing = route_nets(pl, die)
         stages = [Stage(0, tuple(b for b in needs if b != "io"), pl, routing.tracks_used, routing.wirelength(), len(routing.iterations), start)]
     else:
-        bare = tile_needs(g, plan, die, r.target.model_copy(update={"lora_reserve_bytes": 0}))
-        lora_tiles = r.target.lora_reserve_bytes / args.n_layers / die.tiles.sram.bytes  # SRAM tiles per layer, fractional
+        bare = tile_needs(g, plan, die, r.target.model_copy(update={"lora": LoraCfg()}))
+        lora_tiles = lora_reserve_bytes(r.target.lora, numel_of(g), args.dim) / args.n_layers / die.tiles.sram.bytes  # SRAM tiles per layer, fractional
         per_block = {b: {**n, "sram": n["sram"] + (lora_tiles if b.startswith("L") else 0)} for b, n in bare.items()}
         stages = [_map_stage(g, plan, die, r, cut, args.n_layers, route_stages) for cut in partition_blocks(per_block, die)]
-    numel = {p.name: p.numel for n in g.nodes for p in g.nodes[n]["op"].params if p.kind == "weight"}
+    numel = numel_of(g)
     return Subject("recipe", r.name, die, r, args.n_params, bits_per_weight(g, plan, die), {k: s.bits for k, s in plan.items()},
-                   numel, args.n_layers, args.dim, _kv_per_token(args, die), r.target.context, r.target.lora_reserve_bytes,
+                   numel, args.n_layers, args.dim, _kv_per_token(args, die), r.target.context,
+                   lora_reserve_bytes(r.target.lora, numel, args.dim),
                    stages, needs_one_die={"need": total, "have": have})
 
 
 def _map_stage(g: nx.DiGraph, plan, die: Die, r: Recipe, cut: Cut, n_layers: int, route: bool) -> Stage:
     """One die of a multi-die model: its stage graph through the ordinary mapper (and router)."""
-    target = r.target.model_copy(update={"lora_reserve_bytes": lora_share(r.target.lora_reserve_bytes, cut, n_layers)})
-    pl = map_graph(stage_graph(g, cut.blocks), plan, die, target)
+    pl = map_graph(stage_graph(g, cut.blocks), plan, die, r.target)  # LoRA slots for this stage's layers only
     if not route:
         return Stage(cut.die_index, cut.blocks, pl, None)
     mapped, pl = pl, refine_placement(pl, die)
     routing = route_nets(pl, die)
     return Stage(cut.die_index, cut.blocks, pl, routing.tracks_used, routing.wirelength(), len(routing.iterations), mapped)
+
+
+def numel_of(g: nx.DiGraph) -> dict[str, int]:
+    return {p.name: p.numel for n in g.nodes for p in g.nodes[n]["op"].params if p.kind == "weight"}
+
+
+def lora_reserve_bytes(lora: LoraCfg, numel: dict[str, int], dim: int) -> int:
+    """SRAM the recipe's [target.lora] reserves: one fp16 slot of max_rank x (in + out) per target
+    module per layer (die/sram_layout.py; tile packing ignored). One of in and out of every Llama
+    linear is `dim`, so in + out = dim + weights / dim."""
+    return lora.max_rank * 2 * sum(dim + n // dim for t, n in numel.items()
+                                   if "layers." in t and t.split(".")[-2] in lora.targets)
 
 
 def from_chip(d: Path, die_ref: str | None) -> Subject:
@@ -126,7 +138,8 @@ def from_chip(d: Path, die_ref: str | None) -> Subject:
     run = _json(d / "run.json")
     signoff = _json(d / "signoff" / "signoff.json")
     return Subject("chip", man["recipe"]["name"], die, None, fig["params"], fig["bits_per_weight"], dict(man["bits"]), numel,
-                   len(layers), dim, kv, arch["target"]["context"], arch["target"]["lora_reserve_bytes"], [stage],
+                   len(layers), dim, kv, arch["target"]["context"],
+                   lora_reserve_bytes(LoraCfg(**arch["target"].get("lora", {})), numel, dim), [stage],
                    chip_dir=d, manifest=man, run=run, signoff=signoff)
 
 

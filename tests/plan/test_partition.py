@@ -9,7 +9,7 @@ from taalas_compile.frontend.ir import Op, check_graph, op_node
 from taalas_compile.frontend.lower import lower_args
 from taalas_compile.inputs import args_of
 from taalas_compile.mapper.place import map_graph, tile_needs
-from taalas_compile.plan.partition import Cut, lora_share, partition_blocks, stage_graph
+from taalas_compile.plan.partition import partition_blocks, stage_graph
 from taalas_compile.quant.plan import assign_bits
 
 
@@ -40,11 +40,6 @@ def test_vector_units_and_fractional_sram_bound_a_stage():
 def test_a_block_larger_than_the_die_is_a_user_error():
     with pytest.raises(UserError, match="block L1 alone does not fit die mini"):
         partition_blocks(blocks(10, 100), load_die("mini"))
-
-
-def test_lora_share_by_layers():
-    cut = Cut(0, ("head", "L0", "L1"), {})
-    assert lora_share(1000, cut, 4) == 500 and lora_share(1000, Cut(1, ("tail",), {}), 4) == 0
 
 
 def test_stage_graph_has_the_link_as_input_and_output_and_maps():
