@@ -36,7 +36,7 @@ def test_scale_tuning_is_deterministic_keeps_codes_and_lowers_kl(tiny):
 
 def test_code_tuning_is_deterministic_keeps_codes_in_range_and_lowers_kl(tiny):
     inp, refs, tokens = tiny
-    kw = dict(steps=40, lr=1e-2, batch=6, codes_lr=0.03)
+    kw = {"steps": 40, "lr": 1e-2, "batch": 6, "codes_lr": 0.03}
     a = tune_end_to_end(inp.source, refs.qweights, tokens, 8, **kw)
     b = tune_end_to_end(inp.source, refs.qweights, tokens, 8, **kw)
     moved = 0
