@@ -13,7 +13,7 @@ from taalas_compile.mapper.ir import Placement
 from taalas_compile.plan.estimate import fit, tile_digits
 
 GDS_BYTES_PER_VIA = 28  # one SREF of the select-via cell (header, name, XY, end)
-OASIS_BYTES_PER_DIGIT = 0.45  # measured: benchmarks/mask_emission.py (deflated per-row via repetitions)
+OASIS_BYTES_PER_DIGIT = 0.55  # measured on hc1 tiles (benchmarks/mask_emission.py, docs/file-formats.md): 0.547 (3-bit), 0.562 (6-bit)
 ROM_BYTES_PER_DIGIT = 1  # roms/*.safetensors: one uint8 per digit cell
 WORKER_BYTES_PER_DIGIT = 6  # a block's codes, band, ROM images and mask bytes while it is built
 NAMES = {"gds": "GDSII", "oasis": "OASIS"}
