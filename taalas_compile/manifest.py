@@ -3,7 +3,6 @@ Reproducible: no timestamps, paths relative to the output directory."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from importlib.metadata import version
 from pathlib import Path
@@ -11,18 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from taalas_compile import __version__
+from taalas_compile.files import sha256_file as sha256
 from taalas_compile.plan.estimate import fit, performance
 from taalas_compile.quant.plan import bits_per_weight
 
 FORMAT, VERSION = "taalas-manifest", 1
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(1 << 20):
-            h.update(b)
-    return h.hexdigest()
 
 
 def rel(path: Path, out: Path) -> str:

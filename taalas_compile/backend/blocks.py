@@ -31,7 +31,7 @@ from taalas_compile.backend.masks import block_part
 from taalas_compile.backend.roms import tile_block, tile_consts, tile_image
 from taalas_compile.config.die import Die
 from taalas_compile.die.rom_format import NO_CELL
-from taalas_compile.files import write_atomic
+from taalas_compile.files import sha256_file, write_atomic
 from taalas_compile.mapper.ir import Tile
 from taalas_compile.model.weights import WeightSource
 from taalas_compile.quant.codes import QTensor, QuantSpec, quantize_tensor
@@ -161,14 +161,10 @@ def run_block(job: BlockJob, cache: Path) -> BlockResult:
     images = block_images(job)
     write_atomic(part_path, lambda p: p.write_bytes(block_part(job.block, job.tiles, images, job.die, job.fmt)))
     write_atomic(roms_path, lambda p: (save_file({k: np.ascontiguousarray(v) for k, v in images.items()}, str(p)), p.chmod(0o644)))
-    h = hashlib.sha256()
-    with open(roms_path, "rb") as f:
-        while b := f.read(1 << 22):
-            h.update(b)
     tiles = {name: TileMeta(int(img.shape[0]), int(img.shape[1]), rom_sha256(img), int((img != NO_CELL).sum()))
              for name, img in images.items()}
     res = BlockResult(index=job.index, block=job.block, key=job.key, roms=roms_path.name, part=part_path.name,
-                      part_bytes=part_path.stat().st_size, roms_sha256=h.hexdigest(), roms_bytes=roms_path.stat().st_size,
+                      part_bytes=part_path.stat().st_size, roms_sha256=sha256_file(roms_path), roms_bytes=roms_path.stat().st_size,
                       tiles=tiles, weights=job.n_weights, seconds=time.perf_counter() - t0,
                       peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     doc = {k: v for k, v in res.__dict__.items() if k != "reused"}

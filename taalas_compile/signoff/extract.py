@@ -77,9 +77,16 @@ def read_layout(path: Path, die: Die, f: Findings) -> Layout:
             if not shapes.is_empty():
                 c = shapes.bbox().center()
                 f.add(Violation("layout.layer", f"shapes on layer {info.layer}/{info.datatype}, not one of the two custom layers", c.x, c.y))
+    return layout_of(path, ly, top, die)
+
+
+def layout_of(path: Path, ly: kdb.Layout, top: kdb.Cell, die: Die) -> Layout:
+    """The sign-off view of a KLayout layout: deep regions of the two layers for DRC, flat ones
+    for classifying vias and extracting nets."""
     dss = kdb.DeepShapeStore()
     li_v = ly.find_layer(die.layers.via.layer, die.layers.via.datatype)
     li_m = ly.find_layer(die.layers.metal.layer, die.layers.metal.datatype)
+
     def region(li, deep):
         if li is None:
             return kdb.Region()

@@ -156,7 +156,7 @@ def layout_of_cells(cells: list[OasisCell], top: str, path: Path, die: Die):
     into one cell, for the DRC and net extraction of `signoff/extract.py`."""
     import klayout.db as kdb
 
-    from taalas_compile.signoff.extract import Layout
+    from taalas_compile.signoff.extract import layout_of
 
     ly = kdb.Layout()
     ly.dbu = 0.001
@@ -170,13 +170,4 @@ def layout_of_cells(cells: list[OasisCell], top: str, path: Path, die: Die):
             for ox, oy in origins.tolist():
                 for x0, y0, x1, y1 in rects.tolist():
                     flat.shapes(li).insert(kdb.Box(x0 + ox, y0 + oy, x1 + ox, y1 + oy))
-    dss = kdb.DeepShapeStore()
-    li_v = layers.get((die.layers.via.layer, die.layers.via.datatype))
-    li_m = layers.get((die.layers.metal.layer, die.layers.metal.datatype))
-
-    def region(li, deep):
-        if li is None:
-            return kdb.Region()
-        return kdb.Region(flat.begin_shapes_rec(li), dss) if deep else kdb.Region(flat.begin_shapes_rec(li))
-
-    return Layout(path, ly, region(li_m, True), region(li_v, True), dss, region(li_v, False), region(li_m, False))
+    return layout_of(path, ly, flat, die)
