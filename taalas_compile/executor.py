@@ -23,6 +23,12 @@ class ExecutorCfg:
     kind: Literal["local", "dask"] = "local"
     scheduler: str | None = None  # Dask scheduler address, e.g. tcp://10.0.0.5:8786
 
+    def __post_init__(self) -> None:  # checked when the options are given, before any work
+        if self.jobs < 1:
+            raise UserError(f"--jobs must be at least 1, got {self.jobs}")
+        if self.kind == "dask" and not self.scheduler:
+            raise UserError("--executor dask needs --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786)")
+
     def describe(self) -> str:
         if self.kind == "dask":
             return f"dask scheduler {self.scheduler}"
@@ -33,8 +39,6 @@ def run_jobs(fn: Callable, jobs: Sequence, cfg: ExecutorCfg, on_done: Callable =
              init: Callable[[], None] | None = None) -> list:
     if cfg.kind == "dask":
         return _dask(fn, jobs, cfg, on_done)
-    if cfg.jobs < 1:
-        raise UserError(f"--jobs must be at least 1, got {cfg.jobs}")
     if cfg.jobs == 1 or len(jobs) <= 1:
         out = []
         for j in jobs:
@@ -57,8 +61,6 @@ def run_jobs(fn: Callable, jobs: Sequence, cfg: ExecutorCfg, on_done: Callable =
 
 
 def _dask(fn: Callable, jobs: Sequence, cfg: ExecutorCfg, on_done: Callable) -> list:
-    if not cfg.scheduler:
-        raise UserError("--executor dask needs --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786)")
     try:
         from distributed import Client
         from distributed import as_completed as dask_completed
