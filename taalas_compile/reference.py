@@ -25,6 +25,7 @@ from taalas_compile.quant.reference import (
     quantize_weights,
     sensitivity_of,
 )
+from taalas_compile.quant.reference_stream import StreamedReference, run_streamed
 
 
 @dataclass
@@ -93,3 +94,16 @@ def calib_of_chip(out: Path, man: dict) -> CalibSource | None:
     if sha256(path) != c["sha256"]:
         raise UserError(f"calibration data {path} changed since {out} was compiled (sha256 differs)")
     return CalibSource(path, c["start_token"], c["tokens"], c["context"])
+
+
+def streamed_reference(out: Path, tokens: list[int]) -> StreamedReference:
+    """The references of a compiled chip run layer by layer on `tokens` (`quant/reference_stream.py`),
+    for chips too large for `build_references`; same inputs and bit allocation as the compile."""
+    man = read_manifest(out)
+    inp = inputs_of_chip(out, man)
+    if inp.calib is not None:
+        raise UserError("the layer-by-layer reference re-quantizes tensor by tensor; this chip's codes come from "
+                        "calibrated quantization (GPTQ, tuning) over the whole model")
+    alloc = allocate_bits(lower_args(inp.source.args), inp.recipe.quant, inp.die, None)
+    a = inp.die.arith
+    return run_streamed(inp.source, alloc.plan, tokens, a.act_bits, a.kv_bits, inp.recipe.quant.clip_search)

@@ -40,10 +40,13 @@ class Unit:
 
 
 class Emulator:
-    def __init__(self, chip: ChipImage):
+    def __init__(self, chip: ChipImage, only: frozenset[str] | None = None):
+        """`only`: run just these tiles (one layer block, `emulator/stream.py`); the nets they read
+        from other tiles are then given to `forward`. The connectivity is always the whole chip's."""
         self.chip = chip
         kinds = {t.name: t.kind for t in chip.tiles}
-        self.programs = {t.name: T.decode(t.name, chip.roms[t.name]) for t in chip.tiles if t.kind != "io"}
+        self.programs = {t.name: T.decode(t.name, chip.roms[t.name]) for t in chip.tiles
+                         if t.kind != "io" and (only is None or t.name in only)}
         self.io = next(t.name for t in chip.tiles if t.kind == "io")
         net_of: dict[str, int] = {}
         for i, net in enumerate(chip.nets):
@@ -62,9 +65,9 @@ class Emulator:
             if u.role is Role.ATTENTION:
                 u.state["kv"] = self._kv_store(u)
         argmax = [u for u in self.units if u.role is Role.ARGMAX]
-        if len(argmax) != 1:
+        if len(argmax) > 1 or (only is None and not argmax):  # a block of the chip may have none
             raise T.EmulationError(f"expected one argmax unit, found {len(argmax)}")
-        self.argmax = argmax[0]
+        self.argmax = argmax[0] if argmax else None
         self.logits: np.ndarray | None = None  # [B, vocab] of the last step
         self.trace: dict[str, list[np.ndarray]] | None = None  # unit name -> outputs per step, when tracing
         self.positions: list[list[int]] = []  # positions of every step run since reset (the cycle model reads them)
@@ -131,6 +134,8 @@ class Emulator:
     def _kv_store(self, u: Unit) -> KvStore:
         n_kv, hd, ctx = u.impl.words[8:11]
         srams = self.sram_of[u.name]
+        if any(s not in self.programs for s in srams):
+            raise T.EmulationError(f"{u.name}: its KV SRAM tiles are not run with it")
         seqs = [self.programs[s].words[10] for s in srams if self.programs[s].role is Role.KV]
         return KvStore(u.name, max(min(seqs, default=1), 1), ctx, n_kv, hd, self.chip.kv_bits, len(srams) * self.chip.sram_bytes)
 
@@ -166,18 +171,30 @@ class Emulator:
                     u.state["kv"].check(s, p)
         if len(set(seqs)) != len(seqs):
             raise T.EmulationError("two sequences in flight share one KV-cache slot")
+        given = {} if self.io_net is None else {self.io_net: np.asarray(tokens, np.float32)[:, None]}
+        self.forward(given, pos, seqs)
+        self.positions.append(list(positions))
+        return self._next[:, 0].astype(np.int64)
+
+    def forward(self, given: dict[int, np.ndarray], pos: np.ndarray, seqs: list[int]) -> dict[int, np.ndarray]:
+        """Every unit once, in dataflow order, on rows b = (KV slot seqs[b], position pos[b]);
+        `given`: values of the nets no unit here drives. Attention handles the rows in order, so
+        several rows may be consecutive positions of one sequence (a prefill). -> the value of
+        every net the units drive."""
         parts: dict[int, list[tuple[int, np.ndarray]]] = defaultdict(list)
-        if self.io_net is not None:
-            parts[self.io_net].append((0, np.asarray(tokens, np.float32)[:, None]))
+        for n, v in given.items():
+            parts[n].append((0, v))
         resolved: dict[int, np.ndarray] = {}
 
         def value(n: int) -> np.ndarray:
             if n not in resolved:
                 ps = parts[n]
+                if not ps:
+                    raise T.EmulationError(f"net {n} is read before any unit drives it")
                 if len(ps) == 1 and ps[0][0] == 0:
                     resolved[n] = ps[0][1]
                 else:
-                    x = np.zeros((len(tokens), max(o + v.shape[1] for o, v in ps)), np.float32)
+                    x = np.zeros((len(pos), max(o + v.shape[1] for o, v in ps)), np.float32)
                     for o, v in ps:
                         x[:, o : o + v.shape[1]] += v
                     resolved[n] = x
@@ -190,8 +207,7 @@ class Emulator:
                 self.trace.setdefault(u.name, []).append(out.copy())
             if u.out is not None:
                 parts[u.out].append((u.offset, out))
-        self.positions.append(list(positions))
-        return self._next[:, 0].astype(np.int64)
+        return {n: value(n) for n in {u.out for u in self.units if u.out is not None}}
 
     def _run(self, u: Unit, x: list[np.ndarray], pos: np.ndarray, seqs: list[int], bits: int) -> np.ndarray:
         r, impl = u.role, u.impl

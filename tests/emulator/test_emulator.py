@@ -11,7 +11,7 @@ from taalas_compile.emulator.chip import ChipImage, from_netlist
 from taalas_compile.emulator.run import Emulator
 from taalas_compile.inputs import resolve
 from taalas_compile.reference import build_references
-from taalas_compile.signoff.verify import LOGIT_TOLERANCE
+from taalas_compile.signoff.emulation import LOGIT_TOLERANCE
 
 
 def test_integer_matvec_equals_float_dot_of_dequantized_values():

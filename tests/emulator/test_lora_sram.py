@@ -10,7 +10,7 @@ from taalas_compile.errors import UserError
 from taalas_compile.inputs import resolve
 from taalas_compile.model.lora import apply_adapter, load_adapter, write_adapter
 from taalas_compile.reference import build_references
-from taalas_compile.signoff.verify import LOGIT_TOLERANCE
+from taalas_compile.signoff.emulation import LOGIT_TOLERANCE
 
 SEQ = [1, 17, 200, 3, 99, 42, 7, 8]
 

@@ -1,0 +1,102 @@
+"""The float model and the quantized reference run one layer at a time, for chips too large to hold
+as two PyTorch models (llama-3.1-8b: 32 GB of float weights).
+
+Teacher-forced: the whole token sequence goes through a layer at once (causal attention), then the
+layer's weights are freed. Each tensor is quantized by the very call the compile makes
+(`quantize_tensor`, round-to-nearest + clip search, exact per (row, group)), so the codes are the
+etched ones without holding the model: the embedding quantizes only the rows of the tokens fed,
+the output head one band of rows at a time. Arithmetic as `quant/reference.py` (QLinear, fp16 norm
+gains, the die's KV-cache format).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from taalas_compile.model.llama import DecoderLayer, RMSNorm
+from taalas_compile.model.rope import inv_freq
+from taalas_compile.model.weights import WeightSource
+from taalas_compile.quant.codes import QuantSpec, quantize_tensor, round_fp16
+from taalas_compile.quant.reference import QLinear, quantize_activation
+
+HEAD_BAND = 8192  # output-head rows quantized and applied at a time
+
+
+@dataclass
+class StreamedReference:
+    """Per stage ("embed", "layers.0", ...): the quantized reference's hidden state [T, dim];
+    and both models' logits [T, vocab]."""
+
+    hidden: dict[str, np.ndarray]
+    quant_logits: np.ndarray
+    float_logits: np.ndarray
+
+
+def _layer(source: WeightSource, i: int, linear: Callable[[str, torch.Tensor], nn.Module], kv_bits: int | None,
+           norm: Callable[[torch.Tensor], torch.Tensor]) -> DecoderLayer:
+    """Decoder layer `i` with every linear made by `linear(name, float weight)` and norm gains by `norm`."""
+    args = source.args
+    with torch.device("meta"):
+        layer = DecoderLayer(args)
+    p = f"model.layers.{i}."
+    for name, mod in list(layer.named_modules()):
+        parent, _, attr = name.rpartition(".")
+        owner = layer.get_submodule(parent) if parent else layer
+        if isinstance(mod, nn.Linear):
+            setattr(owner, attr, linear(f"{p}{name}.weight", source.get(f"{p}{name}.weight")))
+        elif isinstance(mod, RMSNorm):
+            mod.weight = nn.Parameter(norm(source.get(f"{p}{name}.weight")), requires_grad=False)
+    freq = inv_freq(args)
+    layer.self_attn.q_rope.inv_freq = freq.clone()
+    layer.self_attn.k_rope.inv_freq = freq.clone()
+    layer.self_attn.attn.kv_bits = kv_bits
+    return layer.eval()
+
+
+def _float_linear(name: str, w: torch.Tensor) -> nn.Module:
+    lin = nn.Linear(w.shape[1], w.shape[0], bias=False, device="meta")
+    lin.weight = nn.Parameter(w, requires_grad=False)
+    return lin
+
+
+def run_streamed(source: WeightSource, plan: dict[str, QuantSpec], tokens: list[int], act_bits: int, kv_bits: int,
+                 clip_search: bool, progress: Callable[[str], None] = lambda s: None) -> StreamedReference:
+    """Both models on `tokens` (one sequence, positions 0..T-1), layer by layer."""
+    args = source.args
+    emb = "model.embed_tokens.weight"
+    head = emb if args.tie_embeddings else "lm_head.weight"
+    hidden: dict[str, np.ndarray] = {}
+    with torch.no_grad():
+        rows = [source.rows(emb, t, t + 1) for t in tokens]
+        hf = torch.cat(rows)[None]  # [1, T, dim]
+        hq = torch.cat([quantize_tensor(r, plan[emb], clip_search).dequantize() for r in rows])[None]
+        hidden["embed"] = hq[0].numpy().copy()
+        for i in range(args.n_layers):
+            progress(f"layers.{i}")
+
+            def qlinear(name: str, w: torch.Tensor) -> nn.Module:
+                return QLinear(quantize_tensor(w, plan[name], clip_search), act_bits)
+
+            hf = _layer(source, i, _float_linear, None, lambda w: w)(hf)
+            hq = _layer(source, i, qlinear, kv_bits, round_fp16)(hq)
+            hidden[f"layers.{i}"] = hq[0].numpy().copy()
+        progress("head")
+        gain = source.get("model.norm.weight")
+        nf, nq = RMSNorm(args.dim, args.norm_eps), RMSNorm(args.dim, args.norm_eps)
+        nf.weight, nq.weight = nn.Parameter(gain, requires_grad=False), nn.Parameter(round_fp16(gain), requires_grad=False)
+        xf, xq = nf(hf)[0], nq(hq)[0]
+        spec = plan[head]
+        xq = quantize_activation(xq, spec.group, act_bits)
+        f_logits = np.empty((len(tokens), args.vocab_size), np.float32)
+        q_logits = np.empty_like(f_logits)
+        for r0 in range(0, args.vocab_size, HEAD_BAND):
+            w = source.rows(head, r0, r0 + HEAD_BAND)
+            f_logits[:, r0 : r0 + len(w)] = F.linear(xf, w).numpy()
+            q_logits[:, r0 : r0 + len(w)] = F.linear(xq, quantize_tensor(w, spec, clip_search).dequantize()).numpy()
+    return StreamedReference(hidden, q_logits, f_logits)
