@@ -31,7 +31,11 @@ from taalas_compile.emulator.tiles import EmulationError
 from taalas_compile.errors import UserError
 from taalas_compile.mapper.ir import Placement, Role
 from taalas_compile.model.generate import greedy
-from taalas_compile.reference import build_references, inputs_of_chip, streamed_reference
+from taalas_compile.reference import (
+    build_references,
+    inputs_of_chip,
+    streamed_reference,
+)
 from taalas_compile.signoff.findings import Findings, Violation
 
 # int8 activations make the arithmetic discontinuous: emulator and reference agree bit for bit
