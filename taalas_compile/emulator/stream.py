@@ -18,7 +18,7 @@ import numpy as np
 
 from taalas_compile.config.die import Die
 from taalas_compile.emulator.chip import ChipImage, TileRef
-from taalas_compile.emulator.groups import LookupGroup, MatGroup
+from taalas_compile.emulator.groups import MatGroup
 from taalas_compile.emulator.run import Emulator
 from taalas_compile.emulator.tiles import EmulationError
 from taalas_compile.mapper.ir import Placement, Role, Tile
@@ -72,8 +72,8 @@ class StreamEmulator:
             return BlockRun(block, None, None, 0.0)
         a = self.die.arith
         emu = Emulator(ChipImage(self.tiles, roms, self.nets, a.act_bits, a.kv_bits, self.die.tiles.sram.bytes), only)
-        for u in emu.units:  # fused tiles' codes live on in their group only
-            if isinstance(u.impl, (MatGroup, LookupGroup)):
+        for u in emu.units:  # fused matrix tiles' codes live on in their group only
+            if isinstance(u.impl, MatGroup):
                 for name in u.tiles:
                     emu.programs[name].codes = None
             if u.role is Role.ATTENTION:

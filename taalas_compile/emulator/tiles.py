@@ -29,7 +29,7 @@ class Program:
     name: str
     role: Role
     words: tuple[int, ...]
-    codes: np.ndarray | None = None  # int32 [rows, ng, group] (zero-padded ragged group)
+    codes: np.ndarray | None = None  # int8 [rows, ng, group] (zero-padded ragged group)
     scales: np.ndarray | None = None  # fp32 [rows, ng]
     consts: np.ndarray | None = None  # fp32 constants of a vector unit
 
@@ -52,7 +52,7 @@ def decode(name: str, img: np.ndarray) -> Program:
             bits, group, n_rows, n_cols = words[1:5]
             codes, scales = rf.parse_block(img[1 : 1 + n_rows], n_cols, bits, group)
             ng = scales.shape[1]
-            padded = np.zeros((n_rows, ng * group), np.int32)
+            padded = np.zeros((n_rows, ng * group), np.int8)
             padded[:, :n_cols] = codes
             p.codes = padded.reshape(n_rows, ng, group)
             p.scales = scales.astype(np.float32)
