@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import networkx as nx
+import numpy as np
 
 from taalas_compile.config.die import Die, load_die
 from taalas_compile.config.loading import validate
 from taalas_compile.config.recipe import Recipe
 from taalas_compile.errors import UserError
-from taalas_compile.files import read_json
+from taalas_compile.files import read_json, write_atomic
 from taalas_compile.frontend.lower import lower_args
 from taalas_compile.inputs import CalibSource, Inputs, calibration_of, open_source
 from taalas_compile.manifest import sha256
@@ -96,9 +97,11 @@ def calib_of_chip(out: Path, man: dict) -> CalibSource | None:
     return CalibSource(path, c["start_token"], c["tokens"], c["context"])
 
 
-def streamed_reference(out: Path, tokens: list[int]) -> StreamedReference:
+def streamed_reference(out: Path, tokens: list[int], stages: Path | None = None) -> StreamedReference:
     """The references of a compiled chip run layer by layer on `tokens` (`quant/reference_stream.py`),
-    for chips too large for `build_references`; same inputs and bit allocation as the compile."""
+    for chips too large for `build_references`; same inputs and bit allocation as the compile.
+    With `stages`, each quantized hidden state is also written there as it is computed
+    (`STAGE.npy`, atomically), for a consumer in another process."""
     man = read_manifest(out)
     inp = inputs_of_chip(out, man)
     if inp.calib is not None:
@@ -106,4 +109,13 @@ def streamed_reference(out: Path, tokens: list[int]) -> StreamedReference:
                         "calibrated quantization (GPTQ, tuning) over the whole model")
     alloc = allocate_bits(lower_args(inp.source.args), inp.recipe.quant, inp.die, None)
     a = inp.die.arith
-    return run_streamed(inp.source, alloc.plan, tokens, a.act_bits, a.kv_bits, inp.recipe.quant.clip_search)
+
+    def emit(stage: str, h: np.ndarray) -> None:
+        if stages is not None:
+            def save(p: Path) -> None:
+                with open(p, "wb") as f:  # a file object: np.save would append .npy to a name
+                    np.save(f, h)
+
+            write_atomic(stages / f"{stage}.npy", save)
+
+    return run_streamed(inp.source, alloc.plan, tokens, a.act_bits, a.kv_bits, inp.recipe.quant.clip_search, emit)

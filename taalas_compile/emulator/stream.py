@@ -2,10 +2,15 @@
 8B chip's 13 G digit cells; sign-off of large chips, `signoff/verify.py`).
 
 Blocks are run in the order they arrive (the masks' order, which is the dataflow order: io, head,
-L0 .. L31, tail). A block's tiles are decoded, fused and run once over all T positions of the
-token sequence (a prefill: the rows are consecutive positions of one sequence, attention is causal
-over them), then freed. Only the values of nets that later blocks read are kept, [T, width] each.
-The arithmetic is `Emulator`'s, tile for tile.
+L0 .. L31, tail). A block's tiles are decoded, fused and run over all T positions of the token
+sequence at once (a prefill: the rows are consecutive positions of one sequence, attention is
+causal over them), then freed. Only the values of nets that later blocks read are kept, [T, width]
+each. The arithmetic is `Emulator`'s, tile for tile.
+
+Each block runs twice on the same decoded tiles: *chained*, on what the emulated blocks before it
+computed (the chip end to end), and, given `teacher` (the reference's hidden state entering the
+block), *teacher-forced* at the block boundary: so a block's deviation from the reference is its
+own, not the int8 rounding drift that 32 chained layers accumulate.
 """
 
 from __future__ import annotations
@@ -44,7 +49,8 @@ def stage_of(tiles: list[Tile]) -> str | None:
 class BlockRun:
     block: str
     stage: str | None
-    out: np.ndarray | None  # [T, width]: the one net the block passes on (the residual stream), if it is one
+    out: np.ndarray | None  # [T, width]: the one net the block passes on (the residual stream), chained
+    forced: np.ndarray | None  # the same, teacher-forced (None without a teacher); logits for the last block
     seconds: float
 
 
@@ -62,14 +68,26 @@ class StreamEmulator:
         io = next(t.name for t in pl.tiles if t.kind == "io")
         io_net = next((i for i, net in enumerate(self.nets) if f"{io}.tok_out" in net), None)
         self.values: dict[int, np.ndarray] = {} if io_net is None else {io_net: np.asarray(tokens, np.float32)[:, None]}
-        self.logits: np.ndarray | None = None
+        self.stage_of_net: dict[int, str | None] = {}  # net -> stage of the block that drove it
+        self.logits: np.ndarray | None = None  # chained
+        self.forced_logits: np.ndarray | None = None  # the last block, teacher-forced
 
-    def run_block(self, block: str, roms: dict[str, np.ndarray]) -> BlockRun:
+    def _incoming(self, block: str) -> list[int]:
+        """Nets from earlier blocks that the block reads (its pins on nets driven elsewhere)."""
+        pins = {f"{t.name}." for t in self.by_block[block]}
+        return [n for n in self.values if any(p.startswith(tuple(pins)) for p in self.nets[n])]
+
+    def teacher_stage(self, block: str) -> str | None:
+        """The stage whose output enters `block` (what a teacher must give), None if tokens do."""
+        stages = {self.stage_of_net.get(n) for n in self._incoming(block)} - {None}
+        return stages.pop() if len(stages) == 1 else None
+
+    def run_block(self, block: str, roms: dict[str, np.ndarray], teacher: np.ndarray | None = None) -> BlockRun:
         t0 = time.perf_counter()
         tiles = self.by_block[block]
         only = frozenset(t.name for t in tiles if t.kind != "io")
         if not only:
-            return BlockRun(block, None, None, 0.0)
+            return BlockRun(block, None, None, None, 0.0)
         a = self.die.arith
         emu = Emulator(ChipImage(self.tiles, roms, self.nets, a.act_bits, a.kv_bits, self.die.tiles.sram.bytes), only)
         for u in emu.units:  # fused matrix tiles' codes live on in their group only
@@ -88,10 +106,23 @@ class StreamEmulator:
                     pin = min(self.nets[n])
                     raise EmulationError(f"block {block} reads the net of {pin} before the block driving it has run "
                                          "(the masks are not in dataflow order)")
-        out = emu.forward(given, np.arange(self.n), [0] * self.n)
+        pos, seqs = np.arange(self.n), [0] * self.n
+        forced = None
+        if teacher is not None:  # first, so the chained run leaves the KV cache and logits as the chip would
+            entering = [n for n in given if self.stage_of_net.get(n) is not None]
+            if len(entering) != 1 or given[entering[0]].shape != teacher.shape:
+                raise EmulationError(f"block {block}: cannot be teacher-forced ({len(entering)} nets enter it from earlier stages)")
+            fo = emu.forward({**given, entering[0]: teacher.astype(np.float32)}, pos, seqs)
+            forced = emu.logits if emu.argmax is not None else None
+        out = emu.forward(given, pos, seqs)
         leaving = [n for n in out if any(self.block_of[p.rpartition(".")[0]] != block for p in self.nets[n])]
-        self.values.update({n: out[n] for n in leaving})
-        if emu.argmax is not None:
-            self.logits = emu.logits
+        stage = stage_of(tiles)
         passed = [n for n in leaving if n not in given]
-        return BlockRun(block, stage_of(tiles), out[passed[0]] if len(passed) == 1 else None, time.perf_counter() - t0)
+        from_tokens = not any(self.stage_of_net.get(n) for n in given)  # its input is the teacher's already
+        if emu.argmax is not None:
+            self.logits, self.forced_logits = emu.logits, (emu.logits if from_tokens else forced)
+        elif len(passed) == 1 and (teacher is not None or from_tokens):
+            forced = (fo if teacher is not None else out)[passed[0]]
+        self.values.update({n: out[n] for n in leaving})
+        self.stage_of_net.update({n: stage for n in leaving})
+        return BlockRun(block, stage, out[passed[0]] if len(passed) == 1 else None, forced, time.perf_counter() - t0)

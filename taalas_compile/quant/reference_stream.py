@@ -66,8 +66,9 @@ def _float_linear(name: str, w: torch.Tensor) -> nn.Module:
 
 
 def run_streamed(source: WeightSource, plan: dict[str, QuantSpec], tokens: list[int], act_bits: int, kv_bits: int,
-                 clip_search: bool, progress: Callable[[str], None] = lambda s: None) -> StreamedReference:
-    """Both models on `tokens` (one sequence, positions 0..T-1), layer by layer."""
+                 clip_search: bool, emit: Callable[[str, np.ndarray], None] = lambda stage, h: None) -> StreamedReference:
+    """Both models on `tokens` (one sequence, positions 0..T-1), layer by layer. `emit(stage, h)`
+    gets each quantized hidden state as soon as it is computed (then "logits")."""
     args = source.args
     emb = "model.embed_tokens.weight"
     head = emb if args.tie_embeddings else "lm_head.weight"
@@ -77,8 +78,8 @@ def run_streamed(source: WeightSource, plan: dict[str, QuantSpec], tokens: list[
         hf = torch.cat(rows)[None]  # [1, T, dim]
         hq = torch.cat([quantize_tensor(r, plan[emb], clip_search).dequantize() for r in rows])[None]
         hidden["embed"] = hq[0].numpy().copy()
+        emit("embed", hidden["embed"])
         for i in range(args.n_layers):
-            progress(f"layers.{i}")
 
             def qlinear(name: str, w: torch.Tensor) -> nn.Module:
                 return QLinear(quantize_tensor(w, plan[name], clip_search), act_bits)
@@ -86,7 +87,7 @@ def run_streamed(source: WeightSource, plan: dict[str, QuantSpec], tokens: list[
             hf = _layer(source, i, _float_linear, None, lambda w: w)(hf)
             hq = _layer(source, i, qlinear, kv_bits, round_fp16)(hq)
             hidden[f"layers.{i}"] = hq[0].numpy().copy()
-        progress("head")
+            emit(f"layers.{i}", hidden[f"layers.{i}"])
         gain = source.get("model.norm.weight")
         nf, nq = RMSNorm(args.dim, args.norm_eps), RMSNorm(args.dim, args.norm_eps)
         nf.weight, nq.weight = nn.Parameter(gain, requires_grad=False), nn.Parameter(round_fp16(gain), requires_grad=False)
@@ -99,4 +100,5 @@ def run_streamed(source: WeightSource, plan: dict[str, QuantSpec], tokens: list[
             w = source.rows(head, r0, r0 + HEAD_BAND)
             f_logits[:, r0 : r0 + len(w)] = F.linear(xf, w).numpy()
             q_logits[:, r0 : r0 + len(w)] = F.linear(xq, quantize_tensor(w, spec, clip_search).dequantize()).numpy()
+    emit("logits", q_logits)
     return StreamedReference(hidden, q_logits, f_logits)

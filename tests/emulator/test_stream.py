@@ -63,3 +63,18 @@ def test_a_wrong_block_shows_from_that_block_on(tiny):
             diffs[b] = float(np.abs(g.out - w.out).max())
     assert diffs["head"] == diffs["L0"] == 0.0 and diffs["L1"] > 0
     assert not np.array_equal(good.logits, bad.logits)
+
+
+def test_teacher_forcing_gives_a_block_the_teachers_input(tiny):
+    pl, roms, die = tiny
+    chained = run(tiny)
+    s = StreamEmulator(pl, die, SEQ)
+    for b, names in blocks(pl).items():
+        stage = s.teacher_stage(b)
+        # the teacher: what the chained run passed on, scaled, so a forced block sees other numbers
+        teacher = None if stage is None else 0.5 * next(v for n, v in chained.values.items() if chained.stage_of_net.get(n) == stage)
+        r = s.run_block(b, {n: roms[n] for n in names}, teacher)
+        if b == "L0":
+            assert stage == "embed" and r.forced is not None and not np.array_equal(r.forced, r.out)
+    np.testing.assert_array_equal(s.logits, chained.logits)  # the chained run is not disturbed
+    assert s.forced_logits is not None and not np.array_equal(s.forced_logits, s.logits)
