@@ -16,6 +16,7 @@ process, into the same segments. After the last segment comes one more, block ""
 from __future__ import annotations
 
 import itertools
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -52,6 +53,7 @@ class BlockCheck:
     images: dict[str, np.ndarray]  # extracted digits of each tile of the block: uint8 [rows, cols]
     other: list[OasisCell] = field(default_factory=list)  # cells that are neither tiles, blocks nor die cells (ROUTING, top)
     tile_cells: set[str] = field(default_factory=set)  # tile cells read (for the missing-tile check)
+    cpu_s: float = 0.0  # processor time the segment took in its process (for measuring)
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ class _Context:
 
 def _check(ctx: _Context, block: str, cells: Iterable[OasisCell]) -> BlockCheck:
     """check_rom_cells on one segment's cells, without the missing-tile check."""
-    keep, images = _Keep(), {}
+    keep, images, t0 = _Keep(), {}, time.process_time()
 
     def images_of(b: str) -> dict[str, np.ndarray]:
         imgs = read_block_roms(ctx.out, ctx.doc, b)
@@ -102,7 +104,7 @@ def _check(ctx: _Context, block: str, cells: Iterable[OasisCell]) -> BlockCheck:
     for c in cells:
         chk.check(c)
     r = chk.res
-    return BlockCheck(block, keep.items, r.tiles, r.vias, r.cells, images, r.other, r.seen)
+    return BlockCheck(block, keep.items, r.tiles, r.vias, r.cells, images, r.other, r.seen, time.process_time() - t0)
 
 
 _WORKER: _Context | None = None  # set in each worker process by _init
@@ -143,43 +145,47 @@ def check_rom_blocks(out: Path, doc: dict, path: Path, pl: Placement, die: Die, 
     ctx = _Context(Path(out), {"roms": doc["roms"], "tiles": doc["tiles"]}, path, pl, die)
     index = scan_cells(path)
     if index is None:
-        return _serial(ctx), ReadPlan(False, 0, 0, 1)
+        return _then_missing(ctx, _serial(ctx)), ReadPlan(False, 0, 0, 1)
     segs = segments_of([(c.name, c.start, c.end) for c in index], pl)
     n_blocks = sum(1 for s in segs if s.block)
     jobs = max(1, min(jobs, n_blocks))
-    return _parallel(ctx, segs, jobs), ReadPlan(True, len(segs), n_blocks, jobs)
+    return _then_missing(ctx, _parallel(ctx, segs, jobs)), ReadPlan(True, len(segs), n_blocks, jobs)
 
 
-def _missing(ctx: _Context, seen: set[str]) -> BlockCheck:
+def check_segments(out: Path, doc: dict, path: Path, pl: Placement, die: Die, segs: list[Segment], jobs: int) -> Iterator[BlockCheck]:
+    """The checks of some segments only (e.g. a few blocks, for measuring): no CRC pass and no
+    missing-tile check."""
+    ctx = _Context(Path(out), {"roms": doc["roms"], "tiles": doc["tiles"]}, Path(path), pl, die)
+    yield from _parallel(ctx, segs, max(1, min(jobs, sum(1 for s in segs if s.block))))
+
+
+def _then_missing(ctx: _Context, blocks: Iterator[BlockCheck]) -> Iterator[BlockCheck]:
+    """The blocks, then one more: the tile cells none of them read."""
+    seen: set[str] = set()
+    for b in blocks:
+        seen |= b.tile_cells
+        yield b
     keep = _Keep()
     RomChecker(ctx.pl, lambda b: {}, ctx.die, keep).missing(seen)
-    return BlockCheck("", keep.items, 0, 0, 0, {})
+    yield BlockCheck("", keep.items, 0, 0, 0, {})
 
 
 def _serial(ctx: _Context) -> Iterator[BlockCheck]:
     """A file the index does not cover: streamed once, cut into the same segments as it goes."""
-    of, seen = block_of_cell(ctx.pl), set()
+    of = block_of_cell(ctx.pl)
     for block, cells in itertools.groupby(read_cells(ctx.path, validate=False), key=lambda c: of.get(c.name, "")):
-        b = _check(ctx, block, cells)
-        seen |= b.tile_cells
-        yield b
-    yield _missing(ctx, seen)
+        yield _check(ctx, block, cells)
 
 
 def _parallel(ctx: _Context, segs: list[Segment], jobs: int) -> Iterator[BlockCheck]:
     """Block segments in `jobs` spawned workers (in this process when jobs == 1), at most `jobs`
     ahead of the consumer; the other segments here, in their turn."""
-    seen: set[str] = set()
 
     def here(s: Segment) -> BlockCheck:
         return _check(ctx, s.block, read_cells_at(ctx.path, s.start, s.end))
 
     if jobs == 1:
-        for s in segs:
-            b = here(s)
-            seen |= b.tile_cells
-            yield b
-        yield _missing(ctx, seen)
+        yield from map(here, segs)
         return
     # spawn: a fresh interpreter per worker (forking a process that has started torch's threads is unsafe)
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_init, initargs=(ctx,))
@@ -192,10 +198,7 @@ def _parallel(ctx: _Context, segs: list[Segment], jobs: int) -> Iterator[BlockCh
             if not ahead:
                 break
             s, f = ahead.popleft()
-            b = f.result() if f is not None else here(s)
-            seen |= b.tile_cells
-            yield b
-        yield _missing(ctx, seen)
+            yield f.result() if f is not None else here(s)
     except BaseException:  # an error, Ctrl-C or the consumer stopping: stop every worker now, not after its block
         for proc in list((getattr(pool, "_processes", None) or {}).values()):  # no public API before Python 3.14
             proc.terminate()
