@@ -4,10 +4,14 @@
         cell.rects[(66, 0)]         # int64 [n, 4]: x0, y0, x1, y1 (nm), repetitions expanded
         cell.placements["SEL"]      # int64 [n, 2]: origins of every placement of SEL
         cell.texts                  # [(text, layer, texttype, x, y)]
+        cell.elements[("p", "SEL")] # the same records unexpanded (`Elements`), cell.count("p", "SEL")
 
-The file is memory-mapped; CBLOCKs are inflated one at a time; repetitions are expanded with numpy
-(a row of select vias is one record whose spacings are decoded as one array), so reading costs
-Python time per record, not per via. The CRC32 in END is checked first (one sequential pass).
+The file is memory-mapped; CBLOCKs are inflated one at a time. Records keep their repetitions
+unexpanded (regular arrays as `Grid`, a row of select vias as a view of its spacing bytes) and
+`rects` / `placements` expand them with numpy on first use, so reading costs Python time per
+record, not per via; a reader that can use the records as they are (`rom_cells.clean_tile_image`)
+never pays for the expansion. The CRC32 in END is checked first (one sequential pass).
+`read_cells_at(path, start, end)` reads the cells of one byte range (`cell_index.py`).
 
 Supported records: PAD, START (tables absent or ignored), END, CELL by name, PLACEMENT (angle 0,
 no flip), TEXT and RECTANGLE with explicit strings and all modal variables, CBLOCK (DEFLATE);
