@@ -64,8 +64,9 @@ def main() -> None:
                 vias = sum(c.count("p", "SEL") for s in segs for c in read_cells_at(path, s.start, s.end))
                 bad = cpu = 0
             else:
-                done = list(check_segments(a.out, doc, path, pl, die, segs, jobs))
-                vias, bad, cpu = sum(b.vias for b in done), sum(len(b.violations) for b in done), sum(b.cpu_s for b in done)
+                vias = bad = cpu = 0
+                for b in check_segments(a.out, doc, path, pl, die, segs, jobs):  # each block's images dropped as it comes
+                    vias, bad, cpu = vias + b.vias, bad + len(b.violations), cpu + b.cpu_s
             s = time.perf_counter() - t0
             print(json.dumps({"blocks": want, "jobs": jobs, "read_only": a.read_only, "seconds": round(s, 2), "vias": vias,
                               "M_vias_per_s": round(vias / s / 1e6, 1), "M_vias_per_s_per_process": round(vias / s / 1e6 / jobs, 1),
