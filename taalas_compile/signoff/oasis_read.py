@@ -4,10 +4,14 @@
         cell.rects[(66, 0)]         # int64 [n, 4]: x0, y0, x1, y1 (nm), repetitions expanded
         cell.placements["SEL"]      # int64 [n, 2]: origins of every placement of SEL
         cell.texts                  # [(text, layer, texttype, x, y)]
+        cell.elements[("p", "SEL")] # the same records unexpanded (`Elements`), cell.count("p", "SEL")
 
-The file is memory-mapped; CBLOCKs are inflated one at a time; repetitions are expanded with numpy
-(a row of select vias is one record whose spacings are decoded as one array), so reading costs
-Python time per record, not per via. The CRC32 in END is checked first (one sequential pass).
+The file is memory-mapped; CBLOCKs are inflated one at a time. Records keep their repetitions
+unexpanded (regular arrays as `Grid`, a row of select vias as a view of its spacing bytes) and
+`rects` / `placements` expand them with numpy on first use, so reading costs Python time per
+record, not per via; a reader that can use the records as they are (`rom_cells.clean_tile_image`)
+never pays for the expansion. The CRC32 in END is checked first (one sequential pass).
+`read_cells_at(path, start, end)` reads the cells of one byte range (`cell_index.py`).
 
 Supported records: PAD, START (tables absent or ignored), END, CELL by name, PLACEMENT (angle 0,
 no flip), TEXT and RECTANGLE with explicit strings and all modal variables, CBLOCK (DEFLATE);
@@ -21,8 +25,9 @@ import mmap
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -59,12 +64,121 @@ class OasisError(UserError):
     """A mask file that is not (or not the supported subset of) OASIS, or is corrupt."""
 
 
-@dataclass
+class Grid(NamedTuple):
+    """A regular array (repetition types 1-3) kept unexpanded: nx * ny elements, x fastest."""
+
+    origin: tuple  # (x, y) or (x0, y0, x1, y1)
+    nx: int
+    ny: int
+    dx: int
+    dy: int
+
+    def points(self) -> np.ndarray:
+        rep = np.empty((self.nx * self.ny, 2), np.int64)  # x fastest, as KLayout lists array members
+        rep[:, 0] = np.tile(np.arange(self.nx, dtype=np.int64) * self.dx, self.ny)
+        rep[:, 1] = np.repeat(np.arange(self.ny, dtype=np.int64) * self.dy, self.nx)
+        pts = np.array([self.origin], np.int64)
+        return pts + (np.hstack([rep, rep]) if pts.shape[1] == 4 else rep)
+
+
+class Elements:
+    """One cell's elements of one kind (the rectangles of a layer, or the placements of a cell) as
+    the records gave them, unexpanded: `listed` holds, in record order, single elements (tuples),
+    regular arrays (`Grid`) and other repetitions (int64 [k, 2|4]); records with one-axis
+    repetitions are kept as columns (origin, axis, grid, steps) and come after them when expanded.
+    A record's `steps` is an array [n] of its n elements: a value to ignore (often the byte of the
+    file before the spacings: a view costs nothing), then the n - 1 spacings."""
+
+    __slots__ = ("axes", "count", "grids", "listed", "origins", "steps")
+
+    def __init__(self) -> None:
+        self.listed: list = []
+        self.origins: list[tuple] = []
+        self.axes: list[int] = []
+        self.grids: list[int] = []
+        self.steps: list[np.ndarray] = []  # [n] each, any integer dtype; [0] ignored
+        self.count = 0  # elements
+
+    def expand(self) -> np.ndarray:
+        """Every element [count, 2|4] int64: the listed records in order, then the spaced ones."""
+        parts, run = [], []
+        for e in self.listed:
+            if type(e) is tuple:
+                run.append(e)
+                continue
+            if run:
+                parts.append(np.array(run, np.int64))
+                run = []
+            parts.append(e.points() if isinstance(e, Grid) else e)
+        if run:
+            parts.append(np.array(run, np.int64))
+        if self.origins:
+            parts.append(self._expand_spaced())
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _expand_spaced(self) -> np.ndarray:
+        n = np.array([len(s) for s in self.steps])
+        at = np.cumsum(n) - n
+        steps = np.concatenate(self.steps, dtype=np.int64)
+        steps[at] = 0
+        cs = np.cumsum(steps)
+        d = cs - np.repeat(cs[at], n)  # offset along the axis, in grid units, per element
+        origins = np.array(self.origins, np.int64)
+        pts = np.empty((d.size, origins.shape[1]), np.int64)
+        for j in range(origins.shape[1]):
+            pts[:, j] = np.repeat(origins[:, j], n)
+        if len(set(self.axes)) == 1 and len(set(self.grids)) == 1:  # the usual case: one axis and grid for all
+            axis, move = self.axes[0], d * self.grids[0]
+            pts[:, axis] += move
+            if pts.shape[1] == 4:
+                pts[:, axis + 2] += move
+        else:
+            move = d * np.repeat(self.grids, n)
+            axis = np.repeat(self.axes, n)
+            for j in range(pts.shape[1]):
+                pts[:, j] += np.where(axis == j % 2, move, 0)
+        return pts
+
+
 class OasisCell:
-    name: str
-    rects: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # (layer, datatype) -> [n, 4]
-    placements: dict[str, np.ndarray] = field(default_factory=dict)  # cell name -> origins [n, 2]
-    texts: list[tuple[str, int, int, int, int]] = field(default_factory=list)  # (text, layer, texttype, x, y)
+    """One cell. `rects` and `placements` are expanded from the records on first use (and cached,
+    so they may be edited); `elements` keeps the records unexpanded for readers that can use them."""
+
+    def __init__(self, name: str, rects: dict | None = None, placements: dict | None = None, texts: list | None = None):
+        self.name = name
+        self.texts: list[tuple[str, int, int, int, int]] = texts if texts is not None else []  # (text, layer, texttype, x, y)
+        self.elements: dict[tuple[str, object], Elements] = {}  # ("r", (layer, datatype)) or ("p", cell name) -> records
+        self._rects, self._placements = rects, placements
+
+    @property
+    def expanded(self) -> bool:
+        """Whether `rects` or `placements` were expanded (and so may have been edited)."""
+        return self._rects is not None or self._placements is not None
+
+    def _expand(self, kind: str) -> dict:
+        return {key: e.expand() for (k, key), e in self.elements.items() if k == kind}
+
+    @property
+    def rects(self) -> dict[tuple[int, int], np.ndarray]:
+        """(layer, datatype) -> int64 [n, 4]: x0, y0, x1, y1 (nm), repetitions expanded."""
+        if self._rects is None:
+            self._rects = self._expand("r")
+        return self._rects
+
+    @property
+    def placements(self) -> dict[str, np.ndarray]:
+        """cell name -> int64 [n, 2]: the origin of every placement, repetitions expanded."""
+        if self._placements is None:
+            self._placements = self._expand("p")
+        return self._placements
+
+    def count(self, kind: str, key) -> int:
+        """Elements of ("r", layer-datatype) or ("p", cell name), without expanding them."""
+        if self.expanded:
+            got = (self.rects if kind == "r" else self.placements).get(key)
+            return 0 if got is None else len(got)
+        e = self.elements.get((kind, key))
+        return 0 if e is None else e.count
 
 
 def check_crc(path: Path) -> None:
@@ -106,22 +220,33 @@ def read_cells(path: Path, validate: bool = True) -> Iterator[OasisCell]:
 
 
 # --- decoding --------------------------------------------------------------------------------
-def _uints(a: np.ndarray, pos: int, n: int) -> tuple[np.ndarray, int]:
-    """n unsigned-integers from the byte array `a` at pos -> (int64 values, position after)."""
+def _uints(a: np.ndarray, pos: int, n: int, lead: int = 0) -> tuple[np.ndarray, int]:
+    """n unsigned-integers from the byte array `a` at pos -> (int64 [lead + n]: `lead` zeros then
+    the values, position after). Built for mostly one-byte values."""
+    out = np.zeros(lead + n, np.int64)
     if n == 0:
-        return np.zeros(0, np.int64), pos
-    w = a[pos : pos + n]
-    if w.size == n and not (w & 0x80).any():  # all one-byte values
-        return w.astype(np.int64), pos + n
-    w = a[pos : pos + 10 * n]
-    ends = np.flatnonzero(w < 0x80)[:n]
-    if ends.size < n:
-        raise ValueError("truncated integer list")
-    stop = int(ends[-1]) + 1
-    w = w[:stop].astype(np.int64)
-    starts = np.r_[0, ends[:-1] + 1]
-    k = np.arange(stop) - np.repeat(starts, ends - starts + 1)
-    return np.add.reduceat((w & 0x7F) << (7 * k), starts), pos + stop
+        return out, pos
+    size = n + 64  # window: the n values and a few further bytes
+    while True:
+        w = a[pos : pos + size]
+        ends = np.flatnonzero(w < 0x80)[:n]  # last byte of each value
+        if ends.size == n:
+            break
+        if w.size < size:
+            raise ValueError("truncated integer list")
+        size = 2 * size
+    more = ends - np.r_[-1, ends[:-1]] - 1  # bytes before a value's last one
+    v = out[lead:]
+    v[:] = w[ends]
+    v <<= 7 * more
+    starts = ends - more
+    for k in range(int(more.max())):
+        m = more > k
+        v[m] |= (w[starts[m] + k].astype(np.int64) & 0x7F) << (7 * k)
+    return out, pos + int(ends[-1]) + 1
+
+
+_LAST_SPACED = object()  # m["rep"] when the last repetition was a one-axis one read by the fast loop
 
 
 class _Reader:
@@ -129,8 +254,7 @@ class _Reader:
 
     def __init__(self, path: Path):
         self.path, self.ended, self.cell = path, False, None
-        self._parts: dict = {}  # (kind "r"/"p", layer-datatype or cell name) -> arrays
-        self._spaced: dict = {}  # same keys -> [(origin, Spaced)], expanded when the cell ends
+        self._last: tuple = ()  # (axis, grid, spacings) of the last one-axis repetition of the fast loop
         self._reset()
 
     def _reset(self) -> None:
@@ -186,22 +310,24 @@ class _Reader:
         d, m = (v >> 1) & 7, v >> 4
         return [(m, 0), (0, m), (-m, 0), (0, -m), (m, m), (-m, m), (-m, -m), (m, -m)][d]
 
-    def _repetition(self) -> np.ndarray | Spaced:
-        """Offsets [n, 2] of every element relative to the first (one-axis repetitions: `Spaced`)."""
+    def _repetition(self) -> np.ndarray | Spaced | Grid:
+        """The repetition of a record: offsets [n, 2] relative to the first element, or unexpanded
+        as `Spaced` (one axis) or `Grid` (a regular array, origin left empty)."""
         t = self._u()
         if t == 0:
             if "rep" not in self.m:
                 raise self._fail("repetition type 0 with no previous repetition", self.pos)
+            if self.m["rep"] is _LAST_SPACED:
+                axis, grid, steps = self._last
+                self.m["rep"] = Spaced(axis, grid, steps[1:])
             return self.m["rep"]
         if t in (1, 2, 3):
             nx = self._u() + 2 if t != 3 else 1
             ny = self._u() + 2 if t != 2 else 1
             dx = self._u() if t != 3 else 0
             dy = self._u() if t != 2 else 0
-            rep = np.empty((nx * ny, 2), np.int64)  # x fastest, as KLayout lists array members
-            rep[:, 0] = np.tile(np.arange(nx, dtype=np.int64) * dx, ny)
-            rep[:, 1] = np.repeat(np.arange(ny, dtype=np.int64) * dy, nx)
-        elif t in (4, 5, 6, 7):  # spacings along one axis: kept as bytes, expanded per cell
+            rep = Grid((), nx, ny, dx, dy)
+        elif t in (4, 5, 6, 7):  # spacings along one axis: kept as bytes, expanded when used
             n = self._u() + 2
             grid = self._u() if t in (5, 7) else 1
             sp = self.buf[self.pos : self.pos + n - 1]
@@ -210,15 +336,14 @@ class _Reader:
                 self.pos += n - 1
             else:
                 spacings, self.pos = _uints(self.arr, self.pos, n - 1)
-            self.m["rep"] = Spaced(1 if t >= 6 else 0, grid, spacings)
-            return self.m["rep"]
+            rep = Spaced(1 if t >= 6 else 0, grid, spacings)
         elif t in (8, 9):
             nn = self._u() + 2
             nm = self._u() + 2 if t == 8 else 1
             a = np.array(self._gdelta())
             b = np.array(self._gdelta()) if t == 8 else np.zeros(2, np.int64)
             i, j = np.meshgrid(np.arange(nn), np.arange(nm))
-            rep = i.ravel()[:, None] * a + j.ravel()[:, None] * b
+            rep = (i.ravel()[:, None] * a + j.ravel()[:, None] * b).astype(np.int64, copy=False)
         elif t in (10, 11):
             n = self._u() + 2
             grid = self._u() if t == 11 else 1
@@ -226,59 +351,37 @@ class _Reader:
             rep = np.vstack([np.zeros((1, 2), np.int64), np.cumsum(steps, axis=0)]) * grid
         else:
             raise self._fail(f"unknown repetition type {t}", self.pos)
-        self.m["rep"] = rep.astype(np.int64, copy=False)
-        return self.m["rep"]
+        self.m["rep"] = rep
+        return rep
+
+    def _elements(self, kind: str, key) -> Elements:
+        e = self.cell.elements.get((kind, key))
+        if e is None:
+            e = self.cell.elements[(kind, key)] = Elements()
+        return e
 
     def _add(self, kind: str, key, origin: tuple, rep) -> None:
         """One record's elements: `origin` (x, y[, x1, y1]) plus each offset of `rep` (None: once)."""
-        if isinstance(rep, Spaced):
-            self._spaced.setdefault((kind, key), []).append((origin, rep))
+        e = self._elements(kind, key)
+        if rep is None:
+            e.listed.append(origin)
+            e.count += 1
+        elif isinstance(rep, Spaced):
+            e.origins.append(origin)
+            e.axes.append(rep.axis)
+            e.grids.append(rep.grid)
+            e.steps.append(np.r_[np.zeros(1, rep.spacings.dtype), rep.spacings])
+            e.count += len(rep.spacings) + 1
+        elif isinstance(rep, Grid):
+            e.listed.append(rep._replace(origin=origin))
+            e.count += rep.nx * rep.ny
         else:
             pts = np.array([origin], np.int64)
-            if rep is not None:
-                pts = pts + (np.hstack([rep, rep]) if pts.shape[1] == 4 else rep)
-            self._parts.setdefault((kind, key), []).append(pts)
-
-    def _expand_spaced(self) -> None:
-        """All of a cell's records with one-axis repetitions, expanded at once."""
-        zero = np.zeros(1, np.uint8)
-        for (kind, key), recs in self._spaced.items():
-            n = np.array([len(r.spacings) + 1 for _, r in recs])
-            at = np.cumsum(n) - n
-            steps = np.concatenate([a for _, r in recs for a in (zero, r.spacings)], dtype=np.int64)
-            cs = np.cumsum(steps)
-            d = cs - np.repeat(cs[at], n)  # offset along the axis, in grid units, per element
-            origins = np.array([o for o, _ in recs], np.int64)
-            grids = {(r.axis, r.grid) for _, r in recs}
-            pts = np.empty((d.size, origins.shape[1]), np.int64)
-            for j in range(origins.shape[1]):
-                pts[:, j] = np.repeat(origins[:, j], n)
-            if len(grids) == 1:  # the usual case: one axis and grid for all
-                ((axis, grid),) = grids
-                move = d * grid
-                pts[:, axis] += move
-                if pts.shape[1] == 4:
-                    pts[:, axis + 2] += move
-            else:
-                move = d * np.repeat([r.grid for _, r in recs], n)
-                axis = np.repeat([r.axis for _, r in recs], n)
-                for j in range(pts.shape[1]):
-                    pts[:, j] += np.where(axis == j % 2, move, 0)
-            self._parts.setdefault((kind, key), []).append(pts)
-        self._spaced = {}
-
-    def _finish(self) -> OasisCell | None:
-        if self.cell is None:
-            return None
-        c = self.cell
-        self._expand_spaced()
-        for (kind, key), arrs in self._parts.items():
-            (c.rects if kind == "r" else c.placements)[key] = arrs[0] if len(arrs) == 1 else np.concatenate(arrs)
-        self.cell, self._parts = None, {}
-        return c
+            e.listed.append(pts + (np.hstack([rep, rep]) if pts.shape[1] == 4 else rep))
+            e.count += len(rep)
 
     def _new_cell(self, name: str) -> OasisCell | None:
-        done = self._finish()
+        done = self.cell
         self.cell = OasisCell(name)
         self._reset()
         return done
@@ -314,7 +417,7 @@ class _Reader:
                 elif rid == 15:
                     pass  # XYABSOLUTE: the default mode
                 elif rid == 17:
-                    self._placement(at)
+                    self._placements(at, end)
                 elif rid == 19:
                     self._text(at)
                 elif rid == 20:
@@ -331,10 +434,9 @@ class _Reader:
                 raise self._fail(f"modal variable {e} used before it was set", at) from None
             except (IndexError, ValueError, zlib.error) as e:
                 raise self._fail(f"malformed record ({e})", at) from None
-        if top:
-            done = self._finish()
-            if done is not None:
-                yield done
+        if top and self.cell is not None:
+            done, self.cell = self.cell, None
+            yield done
 
     def _cblock(self, at: int) -> bytes:
         kind, n, nc = self._u(), self._u(), self._u()
@@ -346,6 +448,101 @@ class _Reader:
         if len(body) != n:
             raise self._fail(f"CBLOCK inflates to {len(body)} bytes, its header says {n}", at)
         return body
+
+    def _placements(self, at: int, end: int) -> None:
+        """A run of PLACEMENT records from `at` (its record id read), decoded with local variables:
+        one-axis repetitions of one-byte spacings (a row of select vias) are kept as views of the
+        buffer with no object made per record. Records this loop does not decode itself (rotated,
+        by reference number, no cell, other repetitions) go to `_placement` / `_repetition`."""
+        b, m, cell, arr, elements = self.buf, self.m, self.cell, self.arr, self.cell.elements if self.cell else None
+        p = self.pos
+        try:
+            while True:
+                info = b[p]
+                if cell is None or info & 0x47 or not (info & 0x80 or "pc" in m):
+                    self.pos = p
+                    self._placement(at)  # decodes it, or says why it cannot
+                    p = self.pos
+                else:
+                    q = p + 1
+                    if info & 0x80:
+                        n, q = _uvar(b, q)
+                        name = m["pc"] = b[q : q + n].decode("ascii", "replace")  # slices of bytes and mmap are bytes
+                        q += n
+                    else:
+                        name = m["pc"]
+                    if info & 0x20:
+                        v = b[q]
+                        if v < 0x80:
+                            q += 1
+                        elif b[q + 1] < 0x80:
+                            v, q = (v & 0x7F) | b[q + 1] << 7, q + 2
+                        elif b[q + 2] < 0x80:
+                            v, q = (v & 0x7F) | (b[q + 1] & 0x7F) << 7 | b[q + 2] << 14, q + 3
+                        else:
+                            v, q = _uvar(b, q)
+                        m["px"] = -(v >> 1) if v & 1 else v >> 1
+                    if info & 0x10:
+                        v = b[q]
+                        if v < 0x80:
+                            q += 1
+                        elif b[q + 1] < 0x80:
+                            v, q = (v & 0x7F) | b[q + 1] << 7, q + 2
+                        elif b[q + 2] < 0x80:
+                            v, q = (v & 0x7F) | (b[q + 1] & 0x7F) << 7 | b[q + 2] << 14, q + 3
+                        else:
+                            v, q = _uvar(b, q)
+                        m["py"] = -(v >> 1) if v & 1 else v >> 1
+                    e = elements.get(("p", name))
+                    if e is None:
+                        e = elements[("p", name)] = Elements()
+                    if not info & 0x08:
+                        e.listed.append((m["px"], m["py"]))
+                        e.count += 1
+                        p = q
+                    else:
+                        t = b[q]
+                        if t == 5 or t == 4:
+                            n, r = b[q + 1], q + 2  # n - 2, then the grid: usually one or two bytes each
+                            if n >= 0x80:
+                                if b[r] < 0x80:
+                                    n, r = (n & 0x7F) | b[r] << 7, r + 1
+                                else:
+                                    n, r = _uvar(b, q + 1)
+                            n += 1  # spacings
+                            if t == 4:
+                                grid = 1
+                            else:
+                                grid, r = b[r], r + 1
+                                if grid >= 0x80:
+                                    if b[r] < 0x80:
+                                        grid, r = (grid & 0x7F) | b[r] << 7, r + 1
+                                    else:
+                                        grid, r = _uvar(b, r - 1)
+                            if r + n <= end and b[r : r + n].isascii():
+                                steps = arr[r - 1 : r + n]  # the byte before: the last of the header
+                                p = r + n
+                            else:
+                                steps, p = _uints(arr[:end], r, n, lead=1)
+                            self._last = (0, grid, steps)
+                            m["rep"] = _LAST_SPACED
+                            e.origins.append((m["px"], m["py"]))
+                            e.axes.append(0)
+                            e.grids.append(grid)
+                            e.steps.append(steps)
+                            e.count += n + 1
+                        else:
+                            self.pos = q
+                            self._add("p", name, (m["px"], m["py"]), self._repetition())
+                            p = self.pos
+                if p >= end or b[p] != 17:
+                    self.pos = p
+                    return
+                at, p = p, p + 1
+        except KeyError as e:
+            raise self._fail(f"modal variable {e} used before it was set", at) from None
+        except (IndexError, ValueError) as e:
+            raise self._fail(f"malformed record ({e})", at) from None
 
     def _placement(self, at: int) -> None:
         self._need_cell("PLACEMENT", at)
@@ -384,7 +581,7 @@ class _Reader:
         pts = np.array([[m["tx"], m["ty"]]], np.int64)
         if info & 0x04:
             rep = self._repetition()
-            pts = pts + (rep.offsets() if isinstance(rep, Spaced) else rep)
+            pts = pts + (rep.offsets() if isinstance(rep, Spaced) else rep._replace(origin=(0, 0)).points() if isinstance(rep, Grid) else rep)
         for x, y in pts.tolist():
             cell.texts.append((m["ts"], m["tl"], m["tt"], x, y))
 
@@ -408,3 +605,26 @@ class _Reader:
             m["gy"] = self._s()
         x, y = m["gx"], m["gy"]
         self._add("r", (m["l"], m["d"]), (x, y, x + m["w"], y + m["h"]), self._repetition() if info & 0x04 else None)
+
+
+def _uvar(b, p: int) -> tuple[int, int]:
+    """An unsigned-integer at p -> (value, position after)."""
+    v, s = 0, 0
+    while True:
+        c = b[p]
+        p += 1
+        v |= (c & 0x7F) << s
+        if c < 0x80:
+            return v, p
+        s += 7
+
+
+
+
+def read_cells_at(path: Path, start: int, end: int) -> Iterator[OasisCell]:
+    """The cells whose top-level records lie in bytes [start, end) of an OASIS file (a range of
+    `cell_index.scan_cells`), without the CRC pass: for reading one file's cells in several processes."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    yield from _Reader(path).records(mm, start, end, top=True)

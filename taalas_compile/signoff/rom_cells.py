@@ -25,7 +25,7 @@ from taalas_compile.die.geometry import OUTPUT_SITE, Geometry
 from taalas_compile.die.rom_format import NO_CELL
 from taalas_compile.mapper.ir import Placement
 from taalas_compile.signoff.findings import Findings, Violation
-from taalas_compile.signoff.oasis_read import OasisCell
+from taalas_compile.signoff.oasis_read import Grid, OasisCell
 
 MAX_REPORTED = 20  # violations reported per tile and kind (the count is in the message)
 
@@ -37,11 +37,15 @@ class RomCheck:
     cells: int = 0  # digit cells (pads) read
     placed: dict[str, tuple[int, int]] = field(default_factory=dict)  # tile cell -> where its block places it
     other: list[OasisCell] = field(default_factory=list)  # ROUTING and the top cell, for the net check
+    seen: set[str] = field(default_factory=set)  # tile cells read
 
 
 def tile_image(cell: OasisCell, shape: tuple[int, int], geo: Geometry, f: Findings, where: str, origin: tuple[int, int]) -> np.ndarray:
     """The digits a tile cell's placements draw, [rows, cols] like its ROM image (NO_CELL unused);
     every deviation from the tile grammar is a violation located on the die (`origin` + offset)."""
+    img = None if cell.expanded else clean_tile_image(cell, shape, geo)
+    if img is not None:
+        return img
     p = geo.die.cell.pitch
     ox, oy = origin
     rows, cols = shape
@@ -86,6 +90,63 @@ def tile_image(cell: OasisCell, shape: tuple[int, int], geo: Geometry, f: Findin
     return img
 
 
+def clean_tile_image(cell: OasisCell, shape: tuple[int, int], geo: Geometry) -> np.ndarray | None:
+    """`tile_image` of a cell that keeps to the tile grammar everywhere, built from its records
+    unexpanded (cost per select via: a few int32 passes); None as soon as anything deviates (then
+    `tile_image` expands the cell and says where). ROMCELL arrays become slices of the pad-count
+    image; a SEL record's row, digit site and first column are decoded once, its vias' cells are
+    one cumulative sum of the spacings over all records, as flat indices."""
+    p, (rows, cols) = geo.die.cell.pitch, shape
+    if set(cell.elements) - {("p", "ROMCELL"), ("p", "SEL")}:
+        return None
+    pads, sel = cell.elements.get(("p", "ROMCELL")), cell.elements.get(("p", "SEL"))
+    pad = np.zeros(shape, np.uint8 if pads is None or len(pads.listed) < 255 else np.int32)
+    if pads is not None:
+        if pads.origins:
+            return None
+        for g in pads.listed:
+            g = Grid(g, 1, 1, 0, 0) if type(g) is tuple else g
+            if not isinstance(g, Grid) or (g.nx > 1 and g.dx != p) or (g.ny > 1 and g.dy != p):
+                return None
+            (j, rx), (i, ry) = divmod(g.origin[0], p), divmod(g.origin[1], p)
+            if rx or ry or i < 0 or j < 0 or i + g.ny > rows or j + g.nx > cols:
+                return None
+            pad[i : i + g.ny, j : j + g.nx] += 1
+        if pad.size and pad.max() > 1:
+            return None
+    img = np.full(rows * cols, NO_CELL, np.uint8)
+    if sel is None or sel.count == 0:
+        return img.reshape(shape)
+    if any(type(e) is not tuple for e in sel.listed) or set(sel.axes) - {0} or set(sel.grids) - {p}:
+        return None
+    xy = np.array(sel.listed + sel.origins, np.int64).reshape(-1, 2)  # record origins: single vias, then rows
+    n = np.ones(len(xy), np.int64)  # vias per record
+    n[len(sel.listed) :] = [len(s) for s in sel.steps]
+    j, rx = np.divmod(xy[:, 0], p)
+    i, ry = np.divmod(xy[:, 1], p)
+    code = np.full(len(xy), -1, np.int64)
+    for d, (dx, dy) in enumerate(digit_offsets(geo)):
+        code[(rx == dx) & (ry == dy)] = d
+    order = np.argsort(code, kind="stable")  # records by digit: one slice of vias per digit below
+    runs = [np.zeros(1, np.uint8)] * len(sel.listed) + sel.steps
+    n, i, j, code = n[order], i[order], j[order], code[order]
+    first = np.cumsum(n) - n  # each record's first via
+    steps = np.concatenate([runs[k] for k in order.tolist()])  # [vias]: at `first` a value to ignore
+    span = np.add.reduceat(steps, first, dtype=np.int64) - steps[first]  # columns from a record's first via to its last
+    if (code < 0).any() or (i < 0).any() or (i >= rows).any() or (j < 0).any() or (j + span >= cols).any():
+        return None
+    start = i * cols + j  # flat index of each record's first via
+    steps = steps.astype(np.int32 if rows * cols < 2**31 else np.int64)
+    steps[first] = start - np.r_[0, (start + span)[:-1]]
+    flat = np.cumsum(steps, out=steps)
+    cuts = np.r_[first, len(flat)][np.searchsorted(code, np.arange(9))]
+    for d in range(8):
+        img[flat[cuts[d] : cuts[d + 1]]] = d
+    if np.count_nonzero(img != NO_CELL) != len(flat) or not pad.reshape(-1)[flat].all():
+        return None  # two vias on one cell, or a via on a cell without its pad
+    return img.reshape(shape)
+
+
 def compare_tile(name: str, got: np.ndarray, want: np.ndarray, geo: Geometry, f: Findings, origin: tuple[int, int]) -> None:
     """Extracted digits against the netlist's ROM image of one tile, cell by cell."""
     p = geo.die.cell.pitch
@@ -98,33 +159,36 @@ def compare_tile(name: str, got: np.ndarray, want: np.ndarray, geo: Geometry, f:
                         origin[1] + int(ci) * p + p // 2, f"{name} cell ({ci}, {cj})"))
 
 
-def check_rom_cells(cells: Iterable[OasisCell], pl: Placement, images_of: Callable[[str], dict[str, np.ndarray]], die: Die, f: Findings,
-                    on_tile: Callable[[str, np.ndarray], None] = lambda name, img: None) -> RomCheck:
-    """Every tile cell (e.g. `read_cells(path)` of an OASIS file) against the netlist, one cell at a time. `images_of(block)`
-    gives the netlist's images of a block's tiles (loaded as the file reaches the block);
-    `on_tile(name, digits)` receives each extracted image (e.g. for the emulator)."""
-    geo = Geometry(die)
-    tiles = {cell_name("T", t.name): t for t in pl.tiles}
-    blocks = {cell_name("B", t.block): t.block for t in pl.tiles}
-    res, block, want = RomCheck(), None, {}
-    seen: set[str] = set()
-    for cell in cells:
-        if cell.name in tiles:
-            t = tiles[cell.name]
-            if t.block != block:
-                block, want = t.block, images_of(t.block)
+class RomChecker:
+    """The checks of `check_rom_cells`, one cell at a time, for any run of a file's cells (the
+    whole file here, one layer block's cells in a worker of `rom_blocks.py`)."""
+
+    def __init__(self, pl: Placement, images_of: Callable[[str], dict[str, np.ndarray]], die: Die, f: Findings,
+                 on_tile: Callable[[str, np.ndarray], None] = lambda name, img: None):
+        self.geo, self.images_of, self.f, self.on_tile = Geometry(die), images_of, f, on_tile
+        self.tiles = {cell_name("T", t.name): t for t in pl.tiles}
+        self.blocks = {cell_name("B", t.block): t.block for t in pl.tiles}
+        self.res, self.block, self.want = RomCheck(), None, {}
+
+    def check(self, cell: OasisCell) -> None:
+        geo, f, res = self.geo, self.f, self.res
+        if cell.name in self.tiles:
+            t = self.tiles[cell.name]
+            if t.block != self.block:
+                self.block, self.want = t.block, self.images_of(t.block)
             origin = geo.rom_origin(t.site)
-            got = tile_image(cell, want[t.name].shape, geo, f, t.name, origin)
-            compare_tile(t.name, got, want[t.name], geo, f, origin)
-            on_tile(t.name, got)
+            want = self.want[t.name]
+            got = tile_image(cell, want.shape, geo, f, t.name, origin)
+            compare_tile(t.name, got, want, geo, f, origin)
+            self.on_tile(t.name, got)
             res.tiles += 1
-            res.vias += len(cell.placements.get("SEL", ()))
-            res.cells += len(cell.placements.get("ROMCELL", ()))
-            seen.add(cell.name)
-        elif cell.name in blocks:
+            res.vias += cell.count("p", "SEL")
+            res.cells += cell.count("p", "ROMCELL")
+            res.seen.add(cell.name)
+        elif cell.name in self.blocks:
             for name, pos in cell.placements.items():
-                t = tiles.get(name)
-                if t is None or t.block != blocks[cell.name] or len(pos) != 1 or tuple(map(int, pos[0])) != geo.rom_origin(t.site):
+                t = self.tiles.get(name)
+                if t is None or t.block != self.blocks[cell.name] or len(pos) != 1 or tuple(map(int, pos[0])) != geo.rom_origin(t.site):
                     where = pos[0] if len(pos) else (0, 0)
                     f.add(Violation("lvs.tile_place", f"{cell.name} places {name} {len(pos)} time(s), not once at its site's ROM origin",
                                     int(where[0]), int(where[1]), name))
@@ -132,9 +196,24 @@ def check_rom_cells(cells: Iterable[OasisCell], pl: Placement, images_of: Callab
             _check_die_cell(cell, geo, f)
         else:
             res.other.append(cell)
-    for name in sorted(set(tiles) - seen):
-        f.add(Violation("lvs.rom", "tile cell missing from the masks", *geo.rom_origin(tiles[name].site), tiles[name].name))
-    return res
+
+    def missing(self, seen: set[str]) -> None:
+        """Every tile cell not in `seen` (the tile cells of the whole file) is missing."""
+        for name in sorted(set(self.tiles) - seen):
+            t = self.tiles[name]
+            self.f.add(Violation("lvs.rom", "tile cell missing from the masks", *self.geo.rom_origin(t.site), t.name))
+
+
+def check_rom_cells(cells: Iterable[OasisCell], pl: Placement, images_of: Callable[[str], dict[str, np.ndarray]], die: Die, f: Findings,
+                    on_tile: Callable[[str, np.ndarray], None] = lambda name, img: None) -> RomCheck:
+    """Every tile cell (e.g. `read_cells(path)` of an OASIS file) against the netlist, one cell at a time. `images_of(block)`
+    gives the netlist's images of a block's tiles (loaded as the file reaches the block);
+    `on_tile(name, digits)` receives each extracted image (e.g. for the emulator)."""
+    chk = RomChecker(pl, images_of, die, f, on_tile)
+    for cell in cells:
+        chk.check(cell)
+    chk.missing(chk.res.seen)
+    return chk.res
 
 
 def _check_die_cell(cell: OasisCell, geo: Geometry, f: Findings) -> None:

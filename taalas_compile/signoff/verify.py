@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from taalas_compile.backend.netlist import read_block_roms, read_netlist
+from taalas_compile.backend.netlist import read_netlist
 from taalas_compile.reference import chip_die, read_manifest
 from taalas_compile.signoff.drc import check_drc
 from taalas_compile.signoff.emulation import StreamingEmulation, emulation_check
@@ -23,19 +23,19 @@ from taalas_compile.signoff.extract import extract, read_layout
 from taalas_compile.signoff.findings import Findings, Violation
 from taalas_compile.signoff.lvs import check_netlist_roms, compare_nets, compare_roms
 from taalas_compile.signoff.markers import write_results
-from taalas_compile.signoff.oasis_read import read_cells
-from taalas_compile.signoff.rom_cells import check_rom_cells, layout_of_cells
+from taalas_compile.signoff.rom_blocks import check_rom_blocks, collect
+from taalas_compile.signoff.rom_cells import layout_of_cells
 from taalas_compile.timing import step_timer
 
 KLAYOUT_MAX_DIGITS = 50_000_000  # above this, OASIS chips are signed off cell by cell (rom_cells.py)
 
 
-def verify(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: None) -> dict:
+def verify(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: None, jobs: int = 1) -> dict:
     t0 = time.perf_counter()
     man = read_manifest(out)
     _, _, doc = read_netlist(out, roms=False)
     if doc["masks"].endswith(".oas") and man["figures"]["fit"]["digits_total"] > KLAYOUT_MAX_DIGITS:
-        return verify_streaming(out, man, tokens, step, t0)
+        return verify_streaming(out, man, tokens, step, t0, jobs)
     pl, roms, doc = read_netlist(out)
     die = chip_die(out, man)
     f = Findings()
@@ -55,11 +55,12 @@ def verify(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: N
     return finish(out, doc, f, emu, extracted, seconds, t0, top)
 
 
-def verify_streaming(out: Path, man: dict, tokens: int, step: Callable[[str], None], t0: float) -> dict:
+def verify_streaming(out: Path, man: dict, tokens: int, step: Callable[[str], None], t0: float, jobs: int = 1) -> dict:
     """Sign-off of a chip too large for a layout database: the OASIS masks are read one cell at a
-    time; ROM tiles are checked against the netlist block by block (`rom_cells.py`) and each block's
-    extracted digits go through the emulator as it is read (`emulation.StreamingEmulation`); the
-    routing and top cell go through KLayout DRC and net extraction as on a small chip."""
+    time; ROM tiles are checked against the netlist block by block in `jobs` worker processes
+    (`rom_blocks.py`) and each block's extracted digits go through the emulator as it is read
+    (`emulation.StreamingEmulation`); the routing and top cell go through KLayout DRC and net
+    extraction as on a small chip."""
     pl, _, doc = read_netlist(out, roms=False)
     die = chip_die(out, man)
     f = Findings()
@@ -68,37 +69,23 @@ def verify_streaming(out: Path, man: dict, tokens: int, step: Callable[[str], No
     path = out / doc["masks"]
     emulation = StreamingEmulation(out, man, pl, die, tokens)
     try:
-        return _verify_streaming(out, man, pl, doc, die, path, emulation, f, seconds, timed, step, t0)
+        return _verify_streaming(out, man, pl, doc, die, path, emulation, f, seconds, timed, step, t0, jobs)
     finally:
         emulation.close()
 
 
-def _verify_streaming(out, man, pl, doc, die, path, emulation, f, seconds, timed, step, t0) -> dict:
+def _verify_streaming(out, man, pl, doc, die, path, emulation, f, seconds, timed, step, t0, jobs) -> dict:
     bar = getattr(step, "bar", None)
     advance = bar("ROM tiles", sum(t["rom_region"]["rows"] * t["rom_region"]["cols"] for t in doc["tiles"]), "cells") if bar else (lambda n: None)
-    block_of = {t.name: t.block for t in pl.tiles}
-    pending: dict[str, dict] = {}  # the block being read: tile -> extracted digits
 
-    def on_tile(name: str, digits) -> None:
-        if pending and block_of[next(iter(pending))] != block_of[name]:
-            flush()
-        pending[name] = digits
-        advance(digits.size)
-
-    def flush() -> None:
-        if pending:
-            emulation.add(block_of[next(iter(pending))], dict(pending))
-            pending.clear()
-
-    def images_of(block: str) -> dict:
-        imgs = read_block_roms(out, doc, block)
-        check_netlist_roms(pl, imgs, {"tiles": [t for t in doc["tiles"] if t["block"] == block]}, f)
-        return imgs
+    def on_block(b) -> None:  # a layer block's extracted digits, while the workers read the next ones
+        if b.images:
+            emulation.add(b.block, b.images)
+            advance(sum(d.size for d in b.images.values()))
 
     def read_and_emulate():
-        rc = check_rom_cells(read_cells(path), pl, images_of, die, f, on_tile)
-        flush()
-        return rc
+        blocks, _ = check_rom_blocks(out, doc, path, pl, die, jobs)
+        return collect(blocks, f, on_block)
 
     rc = timed("read masks, check ROM tiles, emulate block by block", read_and_emulate)
     allowed = {(die.layers.via.layer, die.layers.via.datatype), (die.layers.metal.layer, die.layers.metal.datatype)}

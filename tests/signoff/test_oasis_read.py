@@ -101,3 +101,60 @@ def test_unsupported_records_are_named(tmp_path):
     ly.write(str(path))
     with pytest.raises(OasisError, match=r"record type \d+ \(\w+.*\) is not supported"):
         list(read_cells(path))
+
+
+def test_every_placement_form_reads_as_klayout_reads_it(tmp_path):
+    """The fast PLACEMENT loop and the general decoder: one-axis repetitions with one- and
+    multi-byte spacings, with and without a grid, reused by type 0, regular arrays, modal cells."""
+    from taalas_compile.backend.mask_file import MaskFile
+    from taalas_compile.backend.oasis_stream import CELL, PLACEMENT, RECTANGLE, cblock, sint, string, uint
+
+    def place(info: int, *fields: bytes) -> bytes:
+        return uint(PLACEMENT) + bytes([info]) + b"".join(fields)
+
+    def spaced(t: int, spacings: list[int], grid: int | None = None) -> bytes:
+        return uint(t) + uint(len(spacings) - 1) + (uint(grid) if grid else b"") + b"".join(uint(s) for s in spacings)
+
+    leaf = uint(CELL) + string("LEAF") + cblock(uint(RECTANGLE) + bytes([0xDB]) + uint(66) + uint(0) + uint(28) + sint(-14) + sint(-14))
+    body = b"".join([
+        place(0xB8, string("LEAF"), sint(1000), sint(-300), spaced(5, [1, 200, 3, 70000], grid=7)),  # multi-byte spacings
+        place(0x38, sint(-5), sint(20000), uint(0)),  # type 0: the repetition before
+        place(0x28, sint(300), spaced(4, [5, 6])),  # modal y, no grid
+        place(0x18, sint(77), spaced(5, [2] * 300, grid=192)),  # n - 2 in two bytes
+        place(0x08, uint(0)),  # modal x and y, type 0 again
+        place(0xB8, string("LEAF"), sint(0), sint(0), uint(1) + uint(0) + uint(1) + uint(50) + uint(60)),  # 2 x 3 array
+        place(0xB0, string("OTHER"), sint(9), sint(9)),
+        place(0x30, sint(10), sint(11)),
+    ])
+    top = uint(CELL) + string("TOP") + cblock(body)
+    other = uint(CELL) + string("OTHER") + cblock(uint(RECTANGLE) + bytes([0xDB]) + uint(66) + uint(0) + uint(28) + sint(0) + sint(0))
+    path = tmp_path / "forms.oas"
+    with MaskFile(path, "oasis") as f:
+        f.add(leaf + other + top)
+    ly = kdb.Layout()
+    ly.read(str(path))
+    _, _, want = _klayout_cell(ly, ly.cell("TOP"))
+    got = {c.name: c for c in read_cells(path)}["TOP"]
+    assert {k: got.count("p", k) for k in want} == {k: len(v) for k, v in want.items()}
+    assert {k: sorted(map(tuple, v.tolist())) for k, v in got.placements.items()} == want
+
+
+ONE = bytes([17, 0xB0]) + b"\x04LEAF\x00\x00"  # a plain PLACEMENT of LEAF at (0, 0)
+
+
+@pytest.mark.parametrize("body,error", [
+    (ONE + bytes([17, 0xB1]) + b"\x04LEAF\x00\x00", "rotated or flipped PLACEMENT"),
+    (ONE + bytes([17, 0xC0, 1]), "by cell reference number"),
+    (bytes([17, 0x30, 0, 0]), "PLACEMENT without a cell name"),
+    (ONE + bytes([17, 0x38, 0, 0, 0]), "repetition type 0 with no previous repetition"),
+    (ONE + bytes([17, 0xB8]) + b"\x04LEAF\x00\x00" + bytes([5, 3, 7, 1, 2]), "malformed record"),  # spacings cut short
+])
+def test_placements_outside_the_subset_are_named(tmp_path, body, error):
+    from taalas_compile.backend.mask_file import MaskFile
+    from taalas_compile.backend.oasis_stream import CELL, cblock, string, uint
+
+    path = tmp_path / "bad.oas"
+    with MaskFile(path, "oasis") as f:
+        f.add(uint(CELL) + string("TOP") + cblock(body))
+    with pytest.raises(OasisError, match=error):
+        list(read_cells(path))

@@ -14,7 +14,7 @@ from taalas_compile.die.geometry import Geometry
 from taalas_compile.inputs import resolve
 from taalas_compile.pipeline import CompileOptions, compile_chip
 from taalas_compile.signoff.findings import Findings
-from taalas_compile.signoff.oasis_read import read_cells
+from taalas_compile.signoff.oasis_read import Elements, read_cells
 from taalas_compile.signoff.rom_cells import check_rom_cells
 
 
@@ -101,3 +101,54 @@ def test_streaming_sign_off_agrees_with_the_klayout_one(chip, monkeypatch):
     assert streamed["passed"] and emu["streamed"] and emu["tokens"] == 2 and emu["max_logit_diff"] <= 1e-3 * emu["logit_scale"]
     assert [b["block"] for b in emu["blocks"]] == ["io", "head", "L0", "L1", "tail"]
     assert all(b["max_rel_diff"] < 1e-3 for b in emu["blocks"] if b["stage"] and b["stage"] != "logits")
+
+
+# --- the compact path: tile cells as read (records unexpanded) ---------------------------------
+def expanded_copy(cell):
+    c = copy.deepcopy(cell)
+    c.rects, c.placements  # noqa: B018 - expands them: tile_image takes the element-by-element path
+    return c
+
+
+def test_a_clean_tile_is_read_from_its_records_as_from_its_placements(chip):
+    from taalas_compile.signoff.rom_cells import clean_tile_image, tile_image
+
+    geo, tile = Geometry(load_die("mini")), weight_tile(chip)
+    cell = next(c for c in chip[4] if c.name == cell_name("T", tile))
+    shape = chip[2][tile].shape
+    fast = clean_tile_image(cell, shape, geo)
+    f = Findings()
+    slow = tile_image(expanded_copy(cell), shape, geo, f, tile, (0, 0))
+    assert not cell.expanded and fast is not None and np.array_equal(fast, slow) and np.array_equal(fast, chip[2][tile])
+    assert cell.count("p", "SEL") == len(expanded_copy(cell).placements["SEL"])
+
+
+def _unpadded_cell(chip, tile):
+    i, j = np.argwhere(chip[2][tile] == 255)[0]
+    return int(j), int(i)
+
+
+@pytest.mark.parametrize("edit,category", [
+    (lambda c, p, off, cols, free: c.elements[("p", "SEL")].listed.append((7, 7)), "lvs.via_misplaced"),  # off every site
+    (lambda c, p, off, cols, free: c.elements[("p", "SEL")].listed.append(c.elements[("p", "SEL")].origins[0]), "lvs.via_extra"),  # doubled
+    (lambda c, p, off, cols, free: c.elements[("p", "SEL")].listed.append((cols * p + int(off[0, 0]), int(off[0, 1]))), "lvs.via_misplaced"),  # outside
+    (lambda c, p, off, cols, free: c.elements[("p", "SEL")].listed.append((free[0] * p + int(off[0, 0]), free[1] * p + int(off[0, 1]))), "lvs.via_extra"),  # no pad
+    (lambda c, p, off, cols, free: c.elements[("p", "SEL")].steps.__setitem__(0, np.r_[0, 0, c.elements[("p", "SEL")].steps[0][2:]]), "lvs.via_extra"),  # spacing 0
+    (lambda c, p, off, cols, free: c.elements[("p", "ROMCELL")].listed.__setitem__(0, c.elements[("p", "ROMCELL")].listed[0]._replace(origin=(1, 0))), "drc.rom_grid"),
+    (lambda c, p, off, cols, free: c.elements[("p", "ROMCELL")].listed.append(c.elements[("p", "ROMCELL")].listed[0]), "drc.rom_grid"),  # pads twice
+    (lambda c, p, off, cols, free: c.elements.setdefault(("r", (66, 0)), Elements()).listed.append((0, 0, 28, 28)), "drc.rom_shape"),  # a loose via
+    (lambda c, p, off, cols, free: c.elements.setdefault(("p", "ROUTING"), Elements()).listed.append((0, 0)), "drc.rom_shape"),
+])
+def test_damage_in_the_records_is_found_as_in_the_placements(chip, edit, category):
+    """A tile cell as read, edited in its records: the compact path gives way to the element-by-
+    element one, so every violation is reported exactly as for the expanded cell."""
+    geo, tile = Geometry(load_die("mini")), weight_tile(chip)
+    cells = copy.deepcopy(chip[4])
+    c = next(c for c in cells if c.name == cell_name("T", tile))
+    edit(c, geo.die.cell.pitch, digit_offsets(geo), chip[2][tile].shape[1], _unpadded_cell(chip, tile))
+    for e in c.elements.values():
+        e.count = len(e.expand())
+    assert not c.expanded
+    f, _, _ = run(chip, cells)
+    g, _, _ = run(chip, [expanded_copy(x) if x.name == c.name else x for x in cells])
+    assert category in {v.category for v in f.items} and f.items == g.items
