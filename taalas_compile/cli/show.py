@@ -157,6 +157,12 @@ def signoff(res: dict) -> None:
         out.print(f"emulator vs quantized reference: {emu['tokens']} tokens, greedy match {emu['greedy_match']}, "
                   f"max |Δlogit| {emu['max_logit_diff']:.3g} (tolerance {emu['tolerance']:.0%} of {emu['logit_scale']:.3g}); "
                   f"vs float: KL {emu['vs_float']['kl']:.4f}, top-1 agreement {emu['vs_float']['top1_agreement']:.0%}")
+        if emu.get("streamed"):
+            worst = max((b for b in emu["blocks"] if b["max_rel_diff"] is not None), key=lambda b: b["max_rel_diff"], default=None)
+            e2e = emu["end_to_end"]["vs_quant"]
+            out.print(f"block by block, teacher-forced at every block boundary: {len(emu['blocks'])} blocks"
+                      + (f", largest deviation {worst['max_rel_diff']:.2%} ({worst['block']})" if worst else "")
+                      + f"; chained end to end: KL {e2e['kl']:.4f}, greedy agreement {e2e['top1_agreement']:.0%} (reported)")
     elif emu.get("skipped"):
         out.print(f"emulation skipped: {emu['skipped']}")
     for v in res["violations"][:20]:
@@ -167,7 +173,8 @@ def signoff(res: dict) -> None:
     ex = res["extracted"]
     out.print(f"extracted {ex['vias']:,} vias, {ex['metal_shapes']:,} metal shapes, {ex['nets']} nets in {res['seconds']['total']:.1f} s")
     if not res["passed"]:
-        out.print(f"markers: [bold]klayout {res['dir']}/chip.gds -l {res['dir']}/chip.lyp -m {res['reports']['violations.lyrdb']}[/]", soft_wrap=True)
+        out.print(f"markers: [bold]klayout {res['dir']}/{res.get('masks', 'chip.gds')} -l {res['dir']}/chip.lyp -m {res['reports']['violations.lyrdb']}[/]",
+                  soft_wrap=True)
     out.print("[bold green]PASSED[/]" if res["passed"] else "[bold red]FAILED[/]")
 
 

@@ -116,7 +116,7 @@ def finish(out: Path, doc: dict, f: Findings, emu: dict, extracted: dict, second
         {"name": "emulation", "passed": emu.get("ran", False) and f.count("emulation") == 0, "violations": f.count("emulation")},
     ]
     res = {
-        "format": "taalas-signoff", "version": 1, "dir": str(out),
+        "format": "taalas-signoff", "version": 1, "dir": str(out), "masks": doc["masks"],
         "passed": all(c["passed"] for c in checks),
         "checks": checks,
         "counts": dict(sorted(f.counts.items())),
