@@ -8,10 +8,13 @@ process as each one finishes (progress). A cluster's workers must see the same f
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from multiprocessing import get_context
+from multiprocessing import get_context, parent_process
 from typing import Literal
 
 from taalas_compile.errors import UserError
@@ -33,6 +36,24 @@ class ExecutorCfg:
         if self.kind == "dask":
             return f"dask scheduler {self.scheduler}"
         return "this process" if self.jobs <= 1 else f"{self.jobs} local worker processes"
+
+
+def die_with_parent() -> None:
+    """In a local worker process: end when the process that started it ends, however it ends.
+    A main process stopped by SIGKILL (the kernel's out-of-memory killer picks the largest
+    process) runs no clean-up, and its workers would otherwise go on with their blocks for
+    minutes, holding memory and cores. Linux only (prctl PR_SET_PDEATHSIG); elsewhere nothing."""
+    parent = parent_process()
+    if parent is None:
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, signal.SIGTERM, 0, 0, 0) != 0:  # 1: PR_SET_PDEATHSIG
+            return
+    except (OSError, AttributeError):  # no prctl on this system
+        return
+    if os.getppid() != parent.pid:  # the parent ended before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def run_jobs(fn: Callable, jobs: Sequence, cfg: ExecutorCfg, on_done: Callable = lambda r: None,

@@ -79,7 +79,7 @@ class Compiled:
 @dataclass(frozen=True)
 class CompileOptions:
     fmt: str = "gds"  # mask format: "gds" or "oasis"
-    executor: ExecutorCfg = ExecutorCfg()
+    executor: ExecutorCfg = field(default_factory=ExecutorCfg)
 
 
 def compile_ir(inp: Inputs, step: Callable[[str], None] = lambda s: None, check: Callable | None = None) -> Compiled:

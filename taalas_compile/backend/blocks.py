@@ -31,6 +31,7 @@ from taalas_compile.backend.masks import block_part
 from taalas_compile.backend.roms import tile_block, tile_consts, tile_image
 from taalas_compile.config.die import Die
 from taalas_compile.die.rom_format import NO_CELL
+from taalas_compile.executor import die_with_parent
 from taalas_compile.files import sha256_file, write_atomic
 from taalas_compile.mapper.ir import Tile
 from taalas_compile.model.weights import WeightSource
@@ -174,8 +175,10 @@ def run_block(job: BlockJob, cache: Path) -> BlockResult:
 
 
 def worker_init() -> None:
-    """Worker processes: one thread each (the parallelism is the processes)."""
+    """Worker processes: one thread each (the parallelism is the processes), and they end with the
+    process that started them."""
     import torch
 
+    die_with_parent()
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -33,7 +33,7 @@ def writer(fmt: str) -> ModuleType:
 class MaskFile:
     def __init__(self, path: Path, fmt: str, libname: str = "library"):
         self.fmt, self._w = fmt, writer(fmt)
-        self._f = open(path, "wb")
+        self._f = open(path, "wb")  # noqa: SIM115  the writer owns the file until close()
         self.crc, self.size = 0, 0
         self.sha256 = hashlib.sha256()  # of the whole file, for the manifest without reading it back
         self.add(self._w.header(libname) if fmt == "gds" else self._w.header())
@@ -50,7 +50,7 @@ class MaskFile:
         self.add(self._w.trailer() if self.fmt == "gds" else self._w.trailer(self.crc))
         self._f.close()
 
-    def __enter__(self) -> MaskFile:
+    def __enter__(self) -> MaskFile:  # noqa: PYI034  typing.Self needs Python 3.11
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

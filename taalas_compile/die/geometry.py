@@ -142,7 +142,7 @@ def check_rules(die: Die) -> list[str]:
     """Problems that would make every compile on this die violate its own design rules."""
     g = Geometry(die)
     r, out = die.rules, []
-    x0, y0, x1, y1 = g.pad
+    x0, _, x1, _ = g.pad
     if x1 - x0 < r.metal_width:
         out.append(f"cell pad {x1 - x0} nm is narrower than metal_width {r.metal_width}")
     if die.cell.pitch - (x1 - x0) < r.metal_space:

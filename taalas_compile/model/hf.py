@@ -66,10 +66,10 @@ class HFWeights:
                 raise UserError(f"{f}: no such file (listed in the checkpoint index)")
             try:
                 handle = safe_open(str(f), framework="pt")
-            except Exception as e:  # safetensors raises its own error types for corrupt headers
+            except Exception as e:  # noqa: BLE001  safetensors raises its own error types for corrupt headers
                 raise UserError(f"{f}: not a readable safetensors file ({e})") from None
             self._handles[f] = handle
-            for name in handle.keys():
+            for name in handle.keys():  # noqa: SIM118  a safe_open handle, not a dict
                 if name in shapes:
                     shape = tuple(handle.get_slice(name).get_shape())
                     if shape != shapes[name]:

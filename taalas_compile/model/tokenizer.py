@@ -133,7 +133,7 @@ class HFTokenizer:
         path = Path(path)
         try:
             self._tok = _Tok.from_file(str(path))
-        except Exception as e:  # tokenizers raises a bare Exception on malformed JSON
+        except Exception as e:  # noqa: BLE001  tokenizers raises a bare Exception on malformed JSON
             raise UserError(f"{path}: not a readable tokenizer.json ({e})") from None
         self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
         self.bos_id = self._first_id(path, self._BOS)

@@ -134,7 +134,7 @@ def compare_nets(pl: Placement, ex: Extracted, die: Die, f: Findings) -> None:
         pieces = [pc for c in comps for pc in ex.pieces.get(c, [])]
         if len(comps) > 1:
             parts = " | ".join(" ".join(sorted(label[p] for p in c & want)) for c in comps)
-            x, y = _open_place([ex.pieces.get(c, []) for c in comps]) or _pin_place(sorted(min(comps, key=len) & want)[0], die, pieces)
+            x, y = _open_place([ex.pieces.get(c, []) for c in comps]) or _pin_place(min(min(comps, key=len) & want), die, pieces)
             f.add(Violation("lvs.open", f"net split into {len(comps)} parts: {parts}", x, y, n.name))
         got = set().union(*comps) if comps else set()
         for spin in sorted(want - got):

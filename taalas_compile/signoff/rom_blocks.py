@@ -30,7 +30,7 @@ import numpy as np
 from taalas_compile.backend.masks import cell_name
 from taalas_compile.backend.netlist import read_block_roms
 from taalas_compile.config.die import Die
-from taalas_compile.executor import ExecutorCfg
+from taalas_compile.executor import ExecutorCfg, die_with_parent
 from taalas_compile.mapper.ir import Placement
 from taalas_compile.signoff.cell_index import scan_cells
 from taalas_compile.signoff.findings import Findings, Violation
@@ -126,6 +126,7 @@ def _init(ctx: _Context) -> None:
     time 1.8 s -> 0.5 s, wall 9.1 s -> 7.7 s). `_check_range` hands the memory back after each block."""
     global _WORKER
     _WORKER = ctx
+    die_with_parent()
     libc = _libc()
     if libc is not None:
         libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD: arrays below 1 GiB come from the heap

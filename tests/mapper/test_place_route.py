@@ -1,6 +1,7 @@
 """Mapper: tiles on sites, nets between pins, channel routes."""
 
 from collections import Counter
+from itertools import pairwise
 
 import pytest
 from mapped_models import placed
@@ -26,7 +27,7 @@ def test_blocks_cover_the_matrix_once_on_group_boundaries():
 
 
 def test_stories260k_tiles_sites_and_nets():
-    g, pl, die = placed()
+    _, pl, die = placed()
     kinds = Counter(t.kind for t in pl.tiles)
     assert kinds["io"] == 1 and kinds["vu"] == 5 * 8 + 2 and kinds["sram"] >= 5
     assert len({t.site for t in pl.tiles}) == len(pl.tiles)
@@ -47,7 +48,7 @@ def test_model_too_big_for_the_die_lists_needed_and_available():
 
 
 def test_llama_3_1_8b_fits_hc1():
-    g, pl, die = placed("llama-3.1-8b", "hc1")
+    _, pl, die = placed("llama-3.1-8b", "hc1")
     assert sum(t.kind == "mac" for t in pl.tiles) <= len(die.sites("mac"))
 
 
@@ -60,7 +61,7 @@ def test_routes_have_no_overlapping_pieces_on_a_track():
         by_track.setdefault((s.channel, s.track), []).append(s)
     for segs in by_track.values():
         segs.sort(key=lambda s: s.x0)
-        for a, b in zip(segs, segs[1:]):
+        for a, b in pairwise(segs):
             assert b.x0 - a.x1 >= 2 * geo.wire_end + die.rules.metal_space
     used = [ft for fts in ro.feedthroughs.values() for ft in fts]
     assert len(used) == len(set(used))

@@ -29,7 +29,7 @@ CONFIGS = {
         dim=48, n_layers=2, n_heads=4, n_kv_heads=2, hidden_dim=80, vocab_size=200, head_dim=16,
         rope_theta=500000.0, rope_scaling=RopeScaling(factor=8.0, original_max_position_embeddings=16),
         max_seq_len=64, norm_eps=1e-6,
-    ),  # fmt: skip
+    ),
 }
 
 

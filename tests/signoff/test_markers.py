@@ -4,7 +4,7 @@ import json
 
 import gdstk
 import klayout.db as kdb
-import klayout.rdb as rdb
+from klayout import rdb
 
 from taalas_compile.signoff.verify import verify
 

@@ -107,7 +107,15 @@ def test_every_placement_form_reads_as_klayout_reads_it(tmp_path):
     """The fast PLACEMENT loop and the general decoder: one-axis repetitions with one- and
     multi-byte spacings, with and without a grid, reused by type 0, regular arrays, modal cells."""
     from taalas_compile.backend.mask_file import MaskFile
-    from taalas_compile.backend.oasis_stream import CELL, PLACEMENT, RECTANGLE, cblock, sint, string, uint
+    from taalas_compile.backend.oasis_stream import (
+        CELL,
+        PLACEMENT,
+        RECTANGLE,
+        cblock,
+        sint,
+        string,
+        uint,
+    )
 
     def place(info: int, *fields: bytes) -> bytes:
         return uint(PLACEMENT) + bytes([info]) + b"".join(fields)
