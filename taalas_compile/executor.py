@@ -22,12 +22,12 @@ from taalas_compile.errors import UserError
 
 @dataclass(frozen=True)
 class ExecutorCfg:
-    jobs: int = 1  # local worker processes (1: run in this process)
+    jobs: int | None = 1  # local worker processes (1: run in this process; None: the compile picks, volume.auto_jobs)
     kind: Literal["local", "dask"] = "local"
     scheduler: str | None = None  # Dask scheduler address, e.g. tcp://10.0.0.5:8786
 
     def __post_init__(self) -> None:  # checked when the options are given, before any work
-        if self.jobs < 1:
+        if self.jobs is not None and self.jobs < 1:
             raise UserError(f"--jobs must be at least 1, got {self.jobs}")
         if self.kind == "dask" and not self.scheduler:
             raise UserError("--executor dask needs --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786)")
@@ -35,6 +35,8 @@ class ExecutorCfg:
     def describe(self) -> str:
         if self.kind == "dask":
             return f"dask scheduler {self.scheduler}"
+        if self.jobs is None:
+            return "local worker processes, one per core as memory allows"
         return "this process" if self.jobs <= 1 else f"{self.jobs} local worker processes"
 
 
@@ -60,6 +62,8 @@ def run_jobs(fn: Callable, jobs: Sequence, cfg: ExecutorCfg, on_done: Callable =
              init: Callable[[], None] | None = None) -> list:
     if cfg.kind == "dask":
         return _dask(fn, jobs, cfg, on_done)
+    if cfg.jobs is None:
+        raise ValueError("run_jobs needs a number of workers: resolve jobs=None first (volume.auto_jobs)")
     if cfg.jobs == 1 or len(jobs) <= 1:
         out = []
         for j in jobs:

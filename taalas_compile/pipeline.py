@@ -35,7 +35,7 @@ from taalas_compile.backend.masks import shared_part, top_part, write_lyp
 from taalas_compile.backend.netlist import write_netlist
 from taalas_compile.backend.render import render_floorplan, render_placement
 from taalas_compile.backend.roms import const_param
-from taalas_compile.backend.volume import check_resources
+from taalas_compile.backend.volume import auto_jobs, check_resources
 from taalas_compile.die.geometry import Geometry
 from taalas_compile.executor import ExecutorCfg, run_jobs
 from taalas_compile.files import block_cache, replace_dir, staging_dir, write_atomic
@@ -150,6 +150,14 @@ def run_blocks(jobs: list[BlockJob], cache: Path, ex: ExecutorCfg, bar: Callable
     return run_jobs(partial(run_block, cache=cache), jobs, ex, on_done=lambda r: advance(r.weights), init=worker_init)
 
 
+def local_jobs(ex: ExecutorCfg, pl: Placement) -> int:
+    """The block workers on this machine: --jobs as given, else as many as cores and memory allow
+    (one for a Dask cluster, whose workers run elsewhere)."""
+    if ex.kind == "dask":
+        return 1
+    return ex.jobs if ex.jobs is not None else auto_jobs(pl)
+
+
 def compile_chip(inp: Inputs, out: Path, step: Callable[[str], None] = lambda s: None,
                  opts: CompileOptions = CompileOptions(), bar: Callable | None = None) -> dict:
     """Compile and write `out/`: masks, layer properties, netlist and ROM images, graph, manifest.
@@ -157,13 +165,15 @@ def compile_chip(inp: Inputs, out: Path, step: Callable[[str], None] = lambda s:
     Per-block results go to a block cache beside `out` (kept until the compile completes, so an
     interrupted compile resumes there); everything else is written into a staging directory that
     replaces `out` only when complete. `bar(name, total, unit)` returns a progress callback."""
-    c = compile_ir(inp, step, check=lambda pl: check_resources(pl, inp.die, out, opts.fmt, opts.executor.jobs))
+    ex = opts.executor
+    c = compile_ir(inp, step, check=lambda pl: check_resources(pl, inp.die, out, opts.fmt, local_jobs(ex, pl)))
+    ex = replace(ex, jobs=local_jobs(ex, c.placement))
     timed = step_timer(c.seconds, step)
     jobs = timed("plan blocks", block_jobs, c, inp, opts.fmt)
     cache = block_cache(out)
-    step(f"blocks on {opts.executor.describe()}")
+    step(f"blocks on {ex.describe()}")
     t0 = time.perf_counter()
-    results = run_blocks(jobs, cache, opts.executor, bar)
+    results = run_blocks(jobs, cache, ex, bar)
     c.seconds["blocks"] = time.perf_counter() - t0
     tmp = staging_dir(out)
     masks = MASKS[opts.fmt]
@@ -183,7 +193,7 @@ def compile_chip(inp: Inputs, out: Path, step: Callable[[str], None] = lambda s:
     run = {"seconds": c.seconds, "router": [asdict(it) for it in c.routing.iterations],
            "blocks": [{"block": r.block, "weights": r.weights, "seconds": r.seconds, "reused": r.reused, "peak_rss": r.peak_rss}
                       for r in results],
-           "executor": opts.executor.describe(),
+           "executor": ex.describe(),
            "peak_rss": {"main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                         "workers": max((r.peak_rss for r in results), default=0)}}
     (tmp / "run.json").write_text(json.dumps(run, indent=1) + "\n")

@@ -54,6 +54,13 @@ def test_two_local_workers_give_the_same_bytes(tiny_chip, tmp_path):
     same_outputs(tiny_chip, out)
 
 
+def test_without_jobs_a_small_model_compiles_in_this_process(tiny_chip, tmp_path):
+    out = tmp_path / "tiny-llama"
+    pipeline.compile_chip(resolve("tiny-llama"), out, opts=pipeline.CompileOptions(executor=ExecutorCfg(jobs=None)))
+    assert json.loads((out / "run.json").read_text())["executor"] == "this process"  # volume.auto_jobs
+    same_outputs(tiny_chip, out)
+
+
 def test_a_dask_cluster_gives_the_same_bytes(tiny_chip, tmp_path):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,

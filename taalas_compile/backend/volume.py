@@ -16,6 +16,7 @@ GDS_BYTES_PER_VIA = 28  # one SREF of the select-via cell (header, name, XY, end
 OASIS_BYTES_PER_DIGIT = 0.55  # measured on hc1 tiles (benchmarks/mask_emission.py, docs/file-formats.md): 0.547 (3-bit), 0.562 (6-bit)
 ROM_BYTES_PER_DIGIT = 1  # roms/*.safetensors: one uint8 per digit cell
 WORKER_BYTES_PER_DIGIT = 6  # a block's codes, band, ROM images and mask bytes while it is built
+AUTO_WORKERS_MIN_DIGITS = 100_000_000  # below this (~60 M weights) a compile's blocks take a few seconds in one process
 NAMES = {"gds": "GDSII", "oasis": "OASIS"}
 
 
@@ -40,10 +41,48 @@ def check_resources(pl: Placement, die: Die, out: Path, fmt: str = "gds", jobs: 
         alt = "" if fmt == "oasis" else f"; --format oasis needs ~{(2 * mask_bytes_estimate(digits, 'oasis') + digits) / 1e9:.1f} GB"
         raise UserError(f"the {NAMES[fmt]} masks would take ~{masks / 1e9:.1f} GB ({digits:,} digit cells; ~{need / 1e9:.1f} GB "
                         f"with block parts and ROM images), {probe} has {free / 1e9:.1f} GB free{alt}")
+    ram = worker_bytes(pl) * max(jobs, 1)
+    avail = available_memory()
+    if ram > avail:
+        raise UserError(f"{jobs} block worker(s) need ~{ram / 2**30:.1f} GiB, {avail / 2**30:.1f} GiB available: use fewer --jobs")
+
+
+def worker_bytes(pl: Placement) -> int:
+    """Memory of one block worker: its largest block's digit cells at WORKER_BYTES_PER_DIGIT."""
     per_block: dict[str, int] = {}
     for t in pl.tiles:
         per_block[t.block] = per_block.get(t.block, 0) + tile_digits(t)
-    ram = max(per_block.values(), default=0) * WORKER_BYTES_PER_DIGIT * max(jobs, 1)
-    avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    if ram > avail:
-        raise UserError(f"{jobs} block worker(s) need ~{ram / 2**30:.1f} GiB, {avail / 2**30:.1f} GiB available: use fewer --jobs")
+    return max(per_block.values(), default=0) * WORKER_BYTES_PER_DIGIT
+
+
+def auto_jobs(pl: Placement, cores: int | None = None, avail: int | None = None) -> int:
+    """Block workers a compile uses when --jobs is not given: one process for a small model
+    (starting a worker that imports torch costs ~1.5 s, more than the whole block work saves
+    below AUTO_WORKERS_MIN_DIGITS), else one per core, as many as memory holds, no more than blocks."""
+    if sum(tile_digits(t) for t in pl.tiles) < AUTO_WORKERS_MIN_DIGITS:
+        return 1
+    cores = cores if cores is not None else usable_cores()
+    avail = avail if avail is not None else available_memory()
+    blocks = len({t.block for t in pl.tiles})
+    return max(1, min(cores, avail // max(worker_bytes(pl), 1), blocks))
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the system reports one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def available_memory() -> int:
+    """Bytes that can be allocated without swapping: Linux's MemAvailable (free memory plus the
+    page cache it can drop, which a compile that just wrote gigabytes of masks has filled), else
+    the free pages."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")

@@ -58,7 +58,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object in
 def compile_cmd(recipe: Recipe, weights: Weights = None, tokenizer: Tokenizer = None, die: DieOpt = None, calib: Calib = None,
                 out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory (default out/RECIPE).")] = None,
                 fmt: Annotated[MaskFormat | None, typer.Option("--format", help="Mask format: gds (GDSII) or oasis (default: the recipe's [output] format).")] = None,
-                jobs: Annotated[int, typer.Option("--jobs", "-j", help="Local worker processes for the per-block work.")] = 1,
+                jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Local worker processes for the per-block work (default: one per core, as many as memory holds; one process for a small model).")] = None,
                 executor: Annotated[ExecutorKind, typer.Option(help="Where the per-block work runs: local processes or a Dask cluster.")] = ExecutorKind.local,
                 scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address for --executor dask, e.g. tcp://10.0.0.5:8786.")] = None) -> None:
     """Compile RECIPE into masks (GDSII or OASIS), layer properties, netlist and manifest.
