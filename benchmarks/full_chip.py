@@ -1,7 +1,7 @@
 """Full-scale compile figures for llama-3.1-8b (docs/performance.md, "Full chip").
 
     python benchmarks/full_chip.py                      # quick: blocks L0 and tail only, OASIS, 1 job
-    python benchmarks/full_chip.py --blocks all --jobs 2  # the whole chip, as `taalas-compile llama-3.1-8b --jobs 2`
+    python benchmarks/full_chip.py --blocks all --jobs 2  # the whole chip, as `taalas-compile llama-3.1-8b` on 2 cores
     python benchmarks/full_chip.py --compare out/llama-3.1-8b  # and check the blocks' bytes against a compiled chip
 
 Prints, for the chosen blocks: weights, seconds, weights/s per process, mask bytes per weight,

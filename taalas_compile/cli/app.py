@@ -72,7 +72,9 @@ def compile_cmd(recipe: Recipe, weights: Weights = None, tokenizer: Tokenizer = 
 
         taalas-compile stories260k --weights ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin
 
-        taalas-compile llama-3.1-8b --jobs 2
+        taalas-compile llama-3.1-8b
+
+        taalas-compile llama-3.1-8b --jobs 4 --out /scratch/llama-3.1-8b
     """
     from taalas_compile.executor import ExecutorCfg
     from taalas_compile.inputs import resolve

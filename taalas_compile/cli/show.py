@@ -135,13 +135,19 @@ def compiled(outdir: Path, doc: dict) -> None:
     files.add_column("what")
     what = {"chip.gds": "the two custom masks (GDSII)", "chip.oas": "the two custom masks (OASIS)", "chip.lyp": "KLayout layer properties",
             "netlist.json": "functional netlist",
-            "graph.json": "layer dataflow graph", "floorplan.png": "floorplan rendered from the masks"}
+            "graph.json": "layer dataflow graph", "floorplan.png": "floorplan image"}
+    roms = {k: v for k, v in doc["outputs"].items() if k.startswith("roms/")}
     for name, meta in doc["outputs"].items():
-        files.add_row(name, _size(meta["bytes"]), what.get(name, "expected ROM digits of one layer block's tiles" if name.startswith("roms/") else ""))
+        if name not in roms:
+            files.add_row(name, _size(meta["bytes"]), what.get(name, ""))
+    if roms:
+        files.add_row(f"roms/ ({len(roms)} files)", _size(sum(m["bytes"] for m in roms.values())),
+                      "expected ROM digits, one file per block of tiles")
     files.add_row("manifest.json", "", "inputs, hashes, versions, figures")
     out.print(files)
+    masks = doc["figures"].get("masks", {}).get("file", "chip.gds")
     out.print(f"next: [bold]taalas-compile verify {outdir}[/]", soft_wrap=True)
-    out.print(f"view: [bold]klayout {outdir}/chip.gds -l {outdir}/chip.lyp[/]", soft_wrap=True)
+    out.print(f"view: [bold]klayout {outdir}/{masks} -l {outdir}/chip.lyp[/]", soft_wrap=True)
 
 
 def signoff(res: dict) -> None:

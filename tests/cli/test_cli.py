@@ -33,6 +33,14 @@ def test_recipe_alone_compiles_and_verify_passes(tmp_path, capsys):
     assert code == 0 and json.loads(stdout)["fit"]["tables"]["dies"]["rows"][0][1] > 0 and (tmp_path / "plan" / "plan.html").is_file()
 
 
+def test_compile_output_names_the_mask_file_to_open(tmp_path, capsys):
+    out = tmp_path / "chip"
+    code, stdout, _ = run(capsys, "tiny-llama", "--out", str(out), "--format", "oasis")
+    assert code == 0 and (out / "chip.oas").is_file() and not (out / "chip.gds").exists()
+    assert f"klayout {out}/chip.oas -l {out}/chip.lyp" in " ".join(stdout.split())  # rich may wrap the line
+    assert "roms/ (5 files)" in stdout
+
+
 @pytest.mark.parametrize("argv, message", [
     (["no-such-recipe"], "unknown recipe 'no-such-recipe'"),
     (["stories260k"], "recipe stories260k needs --weights"),
