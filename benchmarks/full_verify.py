@@ -38,7 +38,7 @@ def tree_rss() -> int:
     return total
 
 
-def whole(out: Path, tokens: int, jobs: int) -> dict:
+def whole(out: Path, tokens: int, jobs: int | None) -> dict:
     from taalas_compile.signoff.verify import verify
 
     peak, stop = [0], threading.Event()
@@ -116,7 +116,7 @@ def main() -> None:
     ap.add_argument("--blocks", default="head,L0", help="comma-separated layer blocks (quick mode)")
     ap.add_argument("--tokens", type=int, default=8)
     ap.add_argument("--all", action="store_true", help="the whole verify")
-    ap.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("-j", "--jobs", type=int, default=None, help="ROM reader processes (default: as verify picks them)")
     a = ap.parse_args()
     load0 = os.getloadavg()[0]
     res = whole(a.out, a.tokens, a.jobs) if a.all else quick(a.out, a.blocks.split(","), a.tokens)

@@ -49,10 +49,15 @@ def check_resources(pl: Placement, die: Die, out: Path, fmt: str = "gds", jobs: 
 
 def worker_bytes(pl: Placement) -> int:
     """Memory of one block worker: its largest block's digit cells at WORKER_BYTES_PER_DIGIT."""
+    return largest_block_digits(pl) * WORKER_BYTES_PER_DIGIT
+
+
+def largest_block_digits(pl: Placement) -> int:
+    """Used digit cells of the placement's largest block (what one worker holds at a time)."""
     per_block: dict[str, int] = {}
     for t in pl.tiles:
         per_block[t.block] = per_block.get(t.block, 0) + tile_digits(t)
-    return max(per_block.values(), default=0) * WORKER_BYTES_PER_DIGIT
+    return max(per_block.values(), default=0)
 
 
 def auto_jobs(pl: Placement, cores: int | None = None, avail: int | None = None) -> int:

@@ -92,18 +92,16 @@ def compile_cmd(recipe: Recipe, weights: Weights = None, tokenizer: Tokenizer = 
 @app.command()
 def verify(chip: ChipDir, json_out: JsonFlag = False,
            tokens: Annotated[int, typer.Option(help="Tokens the emulator runs against the reference.")] = 8,
-           jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Worker processes reading the ROM tiles of a chip signed off cell by cell (default: all cores).")] = None) -> None:
+           jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Worker processes reading the ROM tiles of a chip signed off cell by cell (default: one per core, as many as half the memory holds).")] = None) -> None:
     """Sign off a compiled chip: DRC, LVS against the netlist, emulation of the extracted chip.
 
     Exit code 0 only if every check passes; the findings do not depend on --jobs.
     Example: `taalas-compile verify out/tiny-llama`
     """
-    import os
-
     from taalas_compile.signoff.verify import verify as run_verify
 
     with show.steps("verify", quiet=json_out) as step:
-        res = run_verify(chip, tokens, step, jobs if jobs is not None else os.cpu_count() or 1)
+        res = run_verify(chip, tokens, step, jobs)
     if json_out:
         print(json.dumps(res, indent=1))
     else:

@@ -29,6 +29,11 @@ import numpy as np
 
 from taalas_compile.backend.masks import cell_name
 from taalas_compile.backend.netlist import read_block_roms
+from taalas_compile.backend.volume import (
+    available_memory,
+    largest_block_digits,
+    usable_cores,
+)
 from taalas_compile.config.die import Die
 from taalas_compile.executor import ExecutorCfg, die_with_parent
 from taalas_compile.mapper.ir import Placement
@@ -42,6 +47,10 @@ from taalas_compile.signoff.oasis_read import (
     read_cells_at,
 )
 from taalas_compile.signoff.rom_cells import RomCheck, RomChecker
+
+# a reader worker's peak on a block (3.7 GB on the 1.15 G-cell tail block of the 8B chip) and the
+# images it hands to the main process
+READER_BYTES_PER_DIGIT = 4
 
 
 @dataclass
@@ -157,6 +166,16 @@ def segments_of(cells: Iterable[tuple[str, int, int]], pl: Placement) -> list[Se
         run = list(run)
         out.append(Segment(block, run[0][1], run[-1][2], tuple(c[0] for c in run)))
     return out
+
+
+def default_jobs(pl: Placement, cores: int | None = None, avail: int | None = None) -> int:
+    """Reader workers when --jobs is not given: one per core, as many as half the available memory
+    holds at READER_BYTES_PER_DIGIT of the largest block (the other half is for the main process,
+    which emulates block by block, and the reference worker)."""
+    cores = cores if cores is not None else usable_cores()
+    avail = avail if avail is not None else available_memory()
+    per_reader = max(largest_block_digits(pl) * READER_BYTES_PER_DIGIT, 1)
+    return max(1, min(cores, avail // 2 // per_reader))
 
 
 def check_rom_blocks(out: Path, doc: dict, path: Path, pl: Placement, die: Die, jobs: int) -> tuple[Iterator[BlockCheck], ReadPlan]:

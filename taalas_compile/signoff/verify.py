@@ -23,14 +23,16 @@ from taalas_compile.signoff.extract import extract, read_layout
 from taalas_compile.signoff.findings import Findings, Violation
 from taalas_compile.signoff.lvs import check_netlist_roms, compare_nets, compare_roms
 from taalas_compile.signoff.markers import write_results
-from taalas_compile.signoff.rom_blocks import check_rom_blocks, collect
+from taalas_compile.signoff.rom_blocks import check_rom_blocks, collect, default_jobs
 from taalas_compile.signoff.rom_cells import layout_of_cells
 from taalas_compile.timing import step_timer
 
 KLAYOUT_MAX_DIGITS = 50_000_000  # above this, OASIS chips are signed off cell by cell (rom_cells.py)
 
 
-def verify(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: None, jobs: int = 1) -> dict:
+def verify(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: None, jobs: int | None = 1) -> dict:
+    """Sign off the chip in `out`. `jobs`: processes reading the ROM tiles of a chip signed off cell by
+    cell (None: `rom_blocks.default_jobs`, by cores and memory); the findings do not depend on it."""
     t0 = time.perf_counter()
     man = read_manifest(out)
     _, _, doc = read_netlist(out, roms=False)
@@ -55,7 +57,7 @@ def verify(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: N
     return finish(out, doc, f, emu, extracted, seconds, t0, top)
 
 
-def verify_streaming(out: Path, man: dict, tokens: int, step: Callable[[str], None], t0: float, jobs: int = 1) -> dict:
+def verify_streaming(out: Path, man: dict, tokens: int, step: Callable[[str], None], t0: float, jobs: int | None = 1) -> dict:
     """Sign-off of a chip too large for a layout database: the OASIS masks are read one cell at a
     time; ROM tiles are checked against the netlist block by block in `jobs` worker processes
     (`rom_blocks.py`) and each block's extracted digits go through the emulator as it is read
@@ -67,6 +69,8 @@ def verify_streaming(out: Path, man: dict, tokens: int, step: Callable[[str], No
     seconds: dict[str, float] = {}
     timed = step_timer(seconds, step)
     path = out / doc["masks"]
+    jobs = jobs if jobs is not None else default_jobs(pl)
+    step(f"note: ROM tiles read {'in this process' if jobs == 1 else f'by {jobs} worker processes'} (--jobs)")
     emulation = StreamingEmulation(out, man, pl, die, tokens)
     try:
         return _verify_streaming(out, man, pl, doc, die, path, emulation, f, seconds, timed, step, t0, jobs)

@@ -3,6 +3,7 @@
 from collections import namedtuple
 
 import pytest
+from mapped_models import placement
 
 from taalas_compile.backend import volume
 from taalas_compile.config.die import load_die
@@ -18,25 +19,13 @@ def test_masks_that_would_not_fit_on_disk_are_refused(tiny_chip, monkeypatch, tm
         volume.check_resources(pl, load_die("mini"), tmp_path / "new")
 
 
-def _mapped(recipe: str, die: str):
-    from taalas_compile.config.recipe import load_recipe
-    from taalas_compile.frontend.lower import lower_args
-    from taalas_compile.inputs import args_of
-    from taalas_compile.mapper.place import map_graph
-    from taalas_compile.quant.plan import assign_bits
-
-    r, d = load_recipe(recipe), load_die(die)
-    g = lower_args(args_of(r.model.architecture))
-    return map_graph(g, assign_bits(g, r.quant, d), d, r.target)
-
-
 def test_a_small_model_compiles_in_one_process_whatever_the_machine():
-    pl = _mapped("stories260k", "mini")
+    pl, _ = placement("stories260k", "mini")
     assert volume.auto_jobs(pl, cores=64, avail=1 << 40) == 1
 
 
 def test_the_8b_chip_takes_a_worker_per_core_as_memory_allows():
-    pl = _mapped("llama-3.1-8b", "hc1")
+    pl, _ = placement("llama-3.1-8b", "hc1")
     per_worker = volume.worker_bytes(pl)
     blocks = len({t.block for t in pl.tiles})
     assert 4 << 30 < per_worker < 8 << 30  # the largest block (the head) at 6 bytes per digit cell

@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+from mapped_models import placement
 
 from taalas_compile.backend import oasis_stream
 from taalas_compile.backend.mask_file import MaskFile
@@ -18,7 +19,7 @@ from taalas_compile.pipeline import CompileOptions, compile_chip
 from taalas_compile.signoff.cell_index import scan_cells
 from taalas_compile.signoff.findings import Findings
 from taalas_compile.signoff.oasis_read import read_cells
-from taalas_compile.signoff.rom_blocks import check_rom_blocks, collect
+from taalas_compile.signoff.rom_blocks import check_rom_blocks, collect, default_jobs
 from taalas_compile.signoff.rom_cells import check_rom_cells
 
 XYABSOLUTE = b"\x0f"  # a record the serial reader takes anywhere, but no cell's
@@ -103,3 +104,13 @@ def test_a_missing_tile_cell_is_found_after_the_blocks(chip, tmp_path):
     f, _, _, order, _ = blockwise((gone, pl, doc), 1)
     assert order[-1] == "" and f.items[-1].category == "lvs.rom" and f.items[-1].where == tile.name
     assert "missing" in f.items[-1].message
+
+
+def test_readers_by_default_one_per_core_as_half_the_memory_holds():
+    small, _ = placement("stories260k", "mini")
+    assert default_jobs(small, cores=64, avail=8 << 30) == 64  # blocks of 74 k digit cells: cores bound it
+    big, _ = placement("llama-3.1-8b", "hc1")  # largest block 1.15 G digit cells: ~4.6 GB a reader
+    assert default_jobs(big, cores=2, avail=24 << 30) == 2  # the development machine
+    assert default_jobs(big, cores=64, avail=24 << 30) == 2  # not 64 readers on 24 GiB
+    assert default_jobs(big, cores=64, avail=256 << 30) == 29
+    assert default_jobs(big, cores=64, avail=4 << 30) == 1  # at least one
