@@ -12,7 +12,7 @@ import mmap
 from dataclasses import dataclass
 from pathlib import Path
 
-from taalas_compile.signoff.oasis_read import MAGIC, _uvar
+from taalas_compile.signoff.oasis_read import MAGIC, uvar
 
 CELL, CBLOCK, START, END, PAD = 14, 34, 1, 2, 0
 
@@ -40,36 +40,36 @@ def _scan(b) -> list[CellRange] | None:
     if b[: len(MAGIC)] != MAGIC:
         return None
     p = len(MAGIC)
-    rid, p = _uvar(b, p)
+    rid, p = uvar(b, p)
     if rid != START:
         return None
-    n, p = _uvar(b, p)  # version string
+    n, p = uvar(b, p)  # version string
     p += n
-    t, p = _uvar(b, p)  # unit: a whole number (real type 0) in our files
+    t, p = uvar(b, p)  # unit: a whole number (real type 0) in our files
     if t != 0:
         return None
-    _, p = _uvar(b, p)
-    flag, p = _uvar(b, p)
+    _, p = uvar(b, p)
+    flag, p = uvar(b, p)
     for _ in range(12 if flag == 0 else 0):
-        _, p = _uvar(b, p)
+        _, p = uvar(b, p)
     cells: list[CellRange] = []
     name, start = None, 0
     while True:
         at = p
-        rid, p = _uvar(b, p)
+        rid, p = uvar(b, p)
         if rid in (CELL, END) and name is not None:
             cells.append(CellRange(name, start, at))
             name = None
         if rid == END:
             return cells
         if rid == CELL:
-            n, p = _uvar(b, p)
+            n, p = uvar(b, p)
             name, start = bytes(b[p : p + n]).decode("ascii", "replace"), at
             p += n
         elif rid == CBLOCK and name is not None:
-            kind, p = _uvar(b, p)
-            _, p = _uvar(b, p)
-            nc, p = _uvar(b, p)
+            kind, p = uvar(b, p)
+            _, p = uvar(b, p)
+            nc, p = uvar(b, p)
             if kind != 0 or p + nc > len(b):
                 return None
             p += nc

@@ -40,8 +40,8 @@ from taalas_compile.mapper.ir import Placement
 from taalas_compile.signoff.cell_index import scan_cells
 from taalas_compile.signoff.findings import Findings, Violation
 from taalas_compile.signoff.lvs import check_netlist_roms
+from taalas_compile.signoff.oasis_cells import OasisCell
 from taalas_compile.signoff.oasis_read import (
-    OasisCell,
     check_crc,
     read_cells,
     read_cells_at,

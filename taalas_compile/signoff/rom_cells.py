@@ -25,7 +25,7 @@ from taalas_compile.die.geometry import OUTPUT_SITE, Geometry
 from taalas_compile.die.rom_format import NO_CELL
 from taalas_compile.mapper.ir import Placement
 from taalas_compile.signoff.findings import Findings, Violation
-from taalas_compile.signoff.oasis_read import Grid, OasisCell
+from taalas_compile.signoff.oasis_cells import Grid, OasisCell
 
 MAX_REPORTED = 20  # violations reported per tile and kind (the count is in the message)
 

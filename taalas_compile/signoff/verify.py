@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from taalas_compile.backend.netlist import read_netlist
+from taalas_compile.mapper.ir import Placement
 from taalas_compile.reference import chip_die, read_manifest
 from taalas_compile.signoff.drc import check_drc
 from taalas_compile.signoff.emulation import StreamingEmulation, emulation_check
@@ -35,9 +36,9 @@ def verify(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: N
     cell (None: `rom_blocks.default_jobs`, by cores and memory); the findings do not depend on it."""
     t0 = time.perf_counter()
     man = read_manifest(out)
-    _, _, doc = read_netlist(out, roms=False)
+    pl, _, doc = read_netlist(out, roms=False)
     if doc["masks"].endswith(".oas") and man["figures"]["fit"]["digits_total"] > KLAYOUT_MAX_DIGITS:
-        return verify_streaming(out, man, tokens, step, t0, jobs)
+        return verify_streaming(out, man, pl, doc, tokens, step, t0, jobs)
     pl, roms, doc = read_netlist(out)
     die = chip_die(out, man)
     f = Findings()
@@ -57,13 +58,13 @@ def verify(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: N
     return finish(out, doc, f, emu, extracted, seconds, t0, top)
 
 
-def verify_streaming(out: Path, man: dict, tokens: int, step: Callable[[str], None], t0: float, jobs: int | None = 1) -> dict:
+def verify_streaming(out: Path, man: dict, pl: Placement, doc: dict, tokens: int, step: Callable[[str], None], t0: float,
+                     jobs: int | None = 1) -> dict:
     """Sign-off of a chip too large for a layout database: the OASIS masks are read one cell at a
     time; ROM tiles are checked against the netlist block by block in `jobs` worker processes
     (`rom_blocks.py`) and each block's extracted digits go through the emulator as it is read
     (`emulation.StreamingEmulation`); the routing and top cell go through KLayout DRC and net
-    extraction as on a small chip."""
-    pl, _, doc = read_netlist(out, roms=False)
+    extraction as on a small chip. `pl`, `doc`: the netlist, read without its ROM images."""
     die = chip_die(out, man)
     f = Findings()
     seconds: dict[str, float] = {}

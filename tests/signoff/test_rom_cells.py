@@ -14,7 +14,8 @@ from taalas_compile.die.geometry import Geometry
 from taalas_compile.inputs import resolve
 from taalas_compile.pipeline import CompileOptions, compile_chip
 from taalas_compile.signoff.findings import Findings
-from taalas_compile.signoff.oasis_read import Elements, read_cells
+from taalas_compile.signoff.oasis_cells import Elements
+from taalas_compile.signoff.oasis_read import read_cells
 from taalas_compile.signoff.rom_cells import check_rom_cells
 
 
