@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from taalas_compile.backend.netlist import read_netlist
+from taalas_compile.executor import ExecutorCfg
 from taalas_compile.mapper.ir import Placement
 from taalas_compile.reference import chip_die, read_manifest
 from taalas_compile.signoff.drc import check_drc
@@ -34,6 +35,7 @@ KLAYOUT_MAX_DIGITS = 50_000_000  # above this, OASIS chips are signed off cell b
 def verify(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: None, jobs: int | None = 1) -> dict:
     """Sign off the chip in `out`. `jobs`: processes reading the ROM tiles of a chip signed off cell by
     cell (None: `rom_blocks.default_jobs`, by cores and memory); the findings do not depend on it."""
+    ExecutorCfg(jobs=jobs)  # --jobs must be at least 1, whichever path the chip takes
     t0 = time.perf_counter()
     man = read_manifest(out)
     pl, _, doc = read_netlist(out, roms=False)

@@ -48,6 +48,7 @@ def test_compile_output_names_the_mask_file_to_open(tmp_path, capsys):
     (["llama-3.1-8b", "--die", "mini"], "model does not fit die mini: mac tiles"),
     (["tiny-llama", "--die", "no-such-die"], "unknown die 'no-such-die'"),
     (["verify", "/nonexistent/dir"], "no manifest.json"),
+    (["verify", "/nonexistent/dir", "--jobs", "0"], "--jobs must be at least 1"),
     (["plan", "no-such-recipe"], "unknown recipe"),
 ])
 def test_user_errors_are_one_red_line_and_exit_2(capsys, argv, message):
