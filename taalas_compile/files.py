@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from taalas_compile.errors import UserError
@@ -60,7 +62,87 @@ def replace_dir(tmp: Path, out: Path) -> None:
     included) survives next to new masks, and a failed compile never touches `out`."""
     old = out.with_name(f".{out.name}.old")
     shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        os.replace(out, old)
-    os.replace(tmp, out)
+    with _signals_deferred():  # Ctrl-C or SIGTERM between the two renames would leave no output at all
+        if out.exists():
+            os.replace(out, old)
+        os.replace(tmp, out)
     shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends (they are then delivered as usual)."""
+    import signal
+
+    sigs = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+# What a compile (and the commands run on its output) write into an output directory: a directory
+# holding only these may be replaced by a new compile; anything else in it is a user's and stops it.
+COMPILE_ENTRIES = frozenset({"chip.gds", "chip.oas", "chip.lyp", "netlist.json", "graph.json", "floorplan.png",
+                             "manifest.json", "run.json", "roms", "signoff", "plan"})
+MANIFEST_FORMAT = "taalas-manifest"
+
+
+def check_output_dir(out: Path, inputs: Iterable[Path | None] = ()) -> Path:
+    """Refuse an output directory a compile must not replace; return it made absolute.
+
+    A compile replaces `out` whole, so `out` must be new, empty, or hold only what a compile writes
+    (`COMPILE_ENTRIES`; a manifest.json must be a compile's). Never the current directory or one
+    above it, never a directory holding one of the compile's `inputs` (checkpoint, recipe,
+    tokenizer, calibration text), never a file."""
+    out = Path(os.path.abspath(out))
+    cwd = Path.cwd().resolve()
+    real = out.resolve()
+    if real == cwd or real in cwd.parents:
+        raise UserError(f"--out {out}: is the current directory{' or above it' if real != cwd else ''}; "
+                        "a compile replaces its output directory whole: choose a new or compiled directory")
+    for p in inputs:
+        if p is not None and (real == Path(p).resolve() or real in Path(p).resolve().parents):
+            raise UserError(f"--out {out}: holds the input {p}; choose another output directory")
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise UserError(f"--out {out}: {parent} is a file, not a directory")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: is a file; a compile writes a directory there (choose another --out)")
+    if out.is_dir():
+        foreign = sorted(e.name for e in out.iterdir() if e.name not in COMPILE_ENTRIES)
+        if foreign:
+            raise UserError(f"--out {out}: holds {foreign[0]!r}{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}, "
+                            "which no compile wrote; refusing to replace it (move it away or choose another --out)")
+        man = out / "manifest.json"
+        if man.exists():
+            try:
+                ok = json.loads(man.read_text()).get("format") == MANIFEST_FORMAT
+            except (OSError, ValueError, AttributeError):
+                ok = False
+            if not ok:
+                raise UserError(f"--out {out}: its manifest.json is not a taalas-compile manifest; refusing to replace the directory")
+    return out
+
+
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Hold `.NAME.lock` beside `out` for the whole compile, so a second compile into the same
+    directory stops at once ("another compile is writing ...") instead of racing over the staging
+    directory and block cache. An advisory `flock`: the kernel drops it when the process ends,
+    however it ends, so a killed compile never leaves a stale lock."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = out.with_name(f".{out.name}.lock")
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            pid = f.read().strip()
+            raise UserError(f"another compile{f' (pid {pid})' if pid else ''} is writing {out}; wait for it or choose another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        yield

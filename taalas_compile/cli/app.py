@@ -6,6 +6,7 @@ line and exit 2; `--debug` (anywhere on the line) shows the traceback instead.
 
 from __future__ import annotations
 
+import errno
 import json
 import signal
 import sys
@@ -238,17 +239,52 @@ def _with_default_command(argv: list[str]) -> list[str]:
     return argv
 
 
-def _terminated(signum, frame) -> None:
-    raise KeyboardInterrupt  # SIGTERM (a killed job) stops like Ctrl-C: workers stopped, finished blocks kept
+_STOPPED: list[int] = []  # the signal that stopped this run, if any
+
+
+def _stop(signum, frame) -> None:
+    """SIGINT (Ctrl-C) or SIGTERM (a farm scheduler or CI killing the job): stop like Ctrl-C —
+    workers stopped, finished blocks kept, earlier outputs untouched — and exit 128 + the signal,
+    as a shell reports a killed job. Recorded here because click turns a KeyboardInterrupt into a
+    returned 130 when not in standalone mode, which hides which signal it was."""
+    _STOPPED.append(signum)
+    raise KeyboardInterrupt
+
+
+def _install_signal_handlers() -> None:
+    signal.signal(signal.SIGTERM, _stop)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # a background job of a shell ignores Ctrl-C: keep it so
+        signal.signal(signal.SIGINT, _stop)
+
+
+def _exit_stopped(default: int = 130) -> None:
+    signum = _STOPPED[0] if _STOPPED else signal.SIGINT
+    show.error("terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted")
+    sys.exit(128 + signum if _STOPPED else default)
+
+
+# Errors of the file system a user fixes (a read-only or full disk, a file where a directory must
+# be): one line naming the path, exit 2. Any other OSError is a bug and keeps its traceback.
+_USER_OS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
+                   errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.EFBIG, errno.ENOENT}
+
+
+def _os_error(e: OSError) -> str:
+    where = f"{e.filename}: " if e.filename else ""
+    return f"{where}{e.strerror or e}"
 
 
 def main(argv: list[str] | None = None) -> None:
-    signal.signal(signal.SIGTERM, _terminated)
+    """The console script. Exit codes: 0 success (verify: every check passed), 1 verify FAILED,
+    2 a user error (one red line), 130 interrupted (SIGINT), 143 terminated (SIGTERM)."""
+    _STOPPED.clear()
+    _install_signal_handlers()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = _with_default_command([a for a in argv if a != "--debug"])
     try:
-        app(args=argv, prog_name="taalas-compile", standalone_mode=False)
+        # standalone_mode=False: click *returns* the code of typer.Exit instead of exiting with it
+        code = app(args=argv, prog_name="taalas-compile", standalone_mode=False)
     except UserError as e:
         if debug:
             raise
@@ -260,5 +296,12 @@ def main(argv: list[str] | None = None) -> None:
         e.show()
         sys.exit(e.exit_code)
     except (*_ABORT, KeyboardInterrupt):
-        show.error("interrupted")
-        sys.exit(130)
+        _exit_stopped()
+    except OSError as e:
+        if debug or e.errno not in _USER_OS_ERRORS:
+            raise
+        show.error(_os_error(e))
+        sys.exit(2)
+    if _STOPPED:  # click caught the KeyboardInterrupt and returned 130
+        _exit_stopped()
+    sys.exit(code if isinstance(code, int) else 0)

@@ -24,12 +24,14 @@ from rich.text import Text
 
 from taalas_compile.frontend.ir import short_name
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Markup only in our own format strings: everything from a user, a file or a model goes through
+# escape() (or markup=False), so "[/]" in a prompt or a path prints as typed instead of crashing.
+out = Console(highlight=False, emoji=False)
+err = Console(stderr=True, highlight=False, emoji=False)
 
 
 def error(msg: str) -> None:
-    err.print(f"[bold red]error:[/] [red]{msg}[/]", soft_wrap=True)
+    err.print(f"[bold red]error:[/] [red]{escape(msg)}[/]", soft_wrap=True)
 
 
 class _Steps:
@@ -46,16 +48,16 @@ class _Steps:
         self._finish()
         self.name, self.t = name, time.perf_counter()
         if self.progress:
-            self.progress.update(self.task, description=f"{self.what}: {name}…")
+            self.progress.update(self.task, description=f"{self.what}: {escape(name)}…")
 
     def _finish(self) -> None:
         if self.name and self.progress:
-            self.progress.console.print(f"  [green]✓[/] {self.name} [dim]{time.perf_counter() - self.t:.2f} s[/]")
+            self.progress.console.print(f"  [green]✓[/] {escape(self.name)} [dim]{time.perf_counter() - self.t:.2f} s[/]")
 
     def bar(self, name: str, total: float, unit: str):
         if not self.progress:
             return lambda n: None
-        task = self.progress.add_task(f"  {name}", total=total, unit=unit)
+        task = self.progress.add_task(f"  {escape(name)}", total=total, unit=unit)
         return lambda n: self.progress.update(task, advance=n)
 
 
@@ -110,7 +112,7 @@ def run_summary(run: dict, doc: dict) -> Table:
 
 def compiled(outdir: Path, doc: dict) -> None:
     fig = doc["figures"]
-    t = Table(title=f"compiled {doc['recipe']['name']} on die {doc['die']['name']}", show_header=False)
+    t = Table(title=escape(f"compiled {doc['recipe']['name']} on die {doc['die']['name']}"), show_header=False)
     t.add_row("parameters", f"{fig['params']:,}")
     t.add_row("bits / weight (scales counted)", f"{fig['bits_per_weight']:.3f}")
     for k, v in fig["fit"]["tiles"].items():
@@ -129,7 +131,7 @@ def compiled(outdir: Path, doc: dict) -> None:
         out.print(r)
     if run.get("seconds"):
         out.print(run_summary(run, doc))
-    files = Table(title=f"outputs in {outdir}/")
+    files = Table(title=escape(f"outputs in {outdir}/"))
     files.add_column("file")
     files.add_column("bytes", justify="right")
     files.add_column("what")
@@ -146,12 +148,12 @@ def compiled(outdir: Path, doc: dict) -> None:
     files.add_row("manifest.json", "", "inputs, hashes, versions, figures")
     out.print(files)
     masks = doc["figures"].get("masks", {}).get("file", "chip.gds")
-    out.print(f"next: [bold]taalas-compile verify {outdir}[/]", soft_wrap=True)
-    out.print(f"view: [bold]klayout {outdir}/{masks} -l {outdir}/chip.lyp[/]", soft_wrap=True)
+    out.print(f"next: [bold]{escape(f'taalas-compile verify {outdir}')}[/]", soft_wrap=True)
+    out.print(f"view: [bold]{escape(f'klayout {outdir}/{masks} -l {outdir}/chip.lyp')}[/]", soft_wrap=True)
 
 
 def signoff(res: dict) -> None:
-    t = Table(title=f"sign-off of {res['dir']}")
+    t = Table(title=escape(f"sign-off of {res['dir']}"))
     t.add_column("check")
     t.add_column("result")
     t.add_column("violations", justify="right")
@@ -170,25 +172,26 @@ def signoff(res: dict) -> None:
                       + (f", largest deviation {worst['max_rel_diff']:.2%} ({worst['block']})" if worst else "")
                       + f"; chained end to end: KL {e2e['kl']:.4f}, greedy agreement {e2e['top1_agreement']:.0%} (reported)")
     elif emu.get("skipped"):
-        out.print(f"emulation skipped: {emu['skipped']}")
+        out.print(f"emulation skipped: {escape(emu['skipped'])}")
     for v in res["violations"][:20]:
-        out.print(f"  [red]{v['category']}[/] at ({v['x_nm'] / 1000:.3f}, {v['y_nm'] / 1000:.3f}) µm"
-                  f"{' in ' + v['where'] if v['where'] else ''}: {v['message']}", soft_wrap=True)
+        at = "" if v["category"].startswith("manifest") else f" at ({v['x_nm'] / 1000:.3f}, {v['y_nm'] / 1000:.3f}) µm"
+        where = f" in {v['where']}" if v["where"] and not v["category"].startswith("manifest") else ""
+        out.print(f"  [red]{escape(v['category'])}[/]{at}{escape(where)}: {escape(v['message'])}", soft_wrap=True)
     if len(res["violations"]) > 20:
         out.print(f"  … {sum(res['counts'].values()) - 20} more (use --json for all)")
     ex = res["extracted"]
     out.print(f"extracted {ex['vias']:,} vias, {ex['metal_shapes']:,} metal shapes, {ex['nets']} nets in {res['seconds']['total']:.1f} s")
     if not res["passed"]:
-        out.print(f"markers: [bold]klayout {res['dir']}/{res.get('masks', 'chip.gds')} -l {res['dir']}/chip.lyp -m {res['reports']['violations.lyrdb']}[/]",
+        out.print("markers: [bold]" + escape(f"klayout {res['dir']}/{res.get('masks', 'chip.gds')} -l {res['dir']}/chip.lyp -m {res['reports']['violations.lyrdb']}") + "[/]",
                   soft_wrap=True)
     out.print("[bold green]PASSED[/]" if res["passed"] else "[bold red]FAILED[/]")
 
 
 def generated(prompt: list[int], new: list[int], tok) -> None:
     if tok is None:
-        out.print(" ".join(map(str, new)))
+        out.print(" ".join(map(str, new)), markup=False)
     else:
-        out.print(tok.decode(prompt + new), soft_wrap=True)
+        out.print(tok.decode(prompt + new), soft_wrap=True, markup=False)  # model text, printed as it is
 
 
 def emulation(res, timing: bool) -> None:
@@ -210,13 +213,13 @@ def emulation(res, timing: bool) -> None:
                         f"{r['relative']:.2%}", "[bold red]diverged[/]" if r["diverged"] else "ok")
         out.print(tab)
         first = tr["first_divergence"]
-        out.print(f"first divergence: [bold red]{first}[/]" if first else f"no stage diverges (tolerance {tr['tolerance']:.0%} of max |reference|)")
+        out.print(f"first divergence: [bold red]{escape(first)}[/]" if first else f"no stage diverges (tolerance {tr['tolerance']:.0%} of max |reference|)")
         if tr["saved"]:
-            out.print(f"activations saved to {tr['saved']}")
+            out.print(f"activations saved to {escape(str(tr['saved']))}")
 
 
 def evaluation(res: dict) -> None:
-    t = Table(title=f"{res['recipe']} on {res['text']} ({res['tokens_scored']:,} tokens, context {res['context']})", show_header=False)
+    t = Table(title=escape(f"{res['recipe']} on {res['text']}") + f" ({res['tokens_scored']:,} tokens, context {res['context']})", show_header=False)
     t.add_row("perplexity, float", f"{res['ppl_float']:.4f}")
     t.add_row("perplexity, quantized", f"{res['ppl_quant']:.4f} ({res['ppl_increase']:+.1%})")
     t.add_row("KL(float ‖ quantized)", f"{res['kl']:.4f}")
@@ -229,7 +232,7 @@ def plan(doc: dict, paths: dict) -> None:
     from taalas_compile.plan.render import fmt
 
     sub = doc["subject"]
-    t = Table(title=f"plan: {sub['name']} on {sub['dies']} x {sub['die']} ({'compiled chip' if sub['kind'] == 'chip' else 'recipe'})")
+    t = Table(title=escape(f"plan: {sub['name']}") + f" on {sub['dies']} x {sub['die']} ({'compiled chip' if sub['kind'] == 'chip' else 'recipe'})")
     t.add_column("figure")
     t.add_column("value", justify="right")
     t.add_column("source (plan.md has it in full)", no_wrap=True, overflow="ellipsis", max_width=70)
@@ -257,11 +260,11 @@ def plan(doc: dict, paths: dict) -> None:
     for w in sch["whatif"]:
         out.print(f"what if {escape(w['label'])}: +{w['delay_weeks']:.1f} weeks{' (' + w['finish_date'] + ')' if w['finish_date'] else ''}", soft_wrap=True)
     out.print(f"[dim]{escape(doc['performance']['assumptions'])}[/]", soft_wrap=True)
-    out.print("wrote " + ", ".join(str(p) for p in paths.values()), soft_wrap=True)
+    out.print("wrote " + escape(", ".join(str(p) for p in paths.values())), soft_wrap=True)
 
 
 def graph(name: str, doc: dict, saved: Path | None) -> None:
-    t = Table(title=f"{name}: {len(doc['nodes'])} ops, {doc['params']:,} parameters")
+    t = Table(title=escape(name) + f": {len(doc['nodes'])} ops, {doc['params']:,} parameters")
     for col in ("node", "op", "out", "inputs", "params"):
         t.add_column(col, overflow="fold")
     for n in doc["nodes"]:
@@ -270,7 +273,7 @@ def graph(name: str, doc: dict, saved: Path | None) -> None:
                   ", ".join(short_name(i) for i in n["inputs"]), params)
     out.print(t)
     if saved:
-        out.print(f"saved {saved}")
+        out.print(f"saved {escape(str(saved))}")
 
 
 def recipes(rs) -> None:
@@ -279,7 +282,7 @@ def recipes(rs) -> None:
         t.add_column(col)
     for r in rs:
         src = "synthetic (or --weights)" if r.model.synthetic else f"--weights ({r.model.format})"
-        t.add_row(r.name, r.target.die, src, r.description)
+        t.add_row(escape(r.name), escape(r.target.die), escape(src), escape(r.description))
     out.print(t)
 
 
@@ -289,7 +292,7 @@ def dies(ds) -> None:
         t.add_column(col)
     for d in ds:
         mac = len(d.sites("mac"))
-        t.add_row(d.name, f"{d.grid.n_cols} x {d.grid.n_rows}", f"{mac} / {len(d.sites('vu'))} / {len(d.sites('sram'))}",
+        t.add_row(escape(d.name), f"{d.grid.n_cols} x {d.grid.n_rows}", f"{mac} / {len(d.sites('vu'))} / {len(d.sites('sram'))}",
                   f"{mac * d.tiles.mac.rows * d.tiles.mac.cols:,}", _size(len(d.sites("sram")) * d.tiles.sram.bytes),
-                  f"{d.clock.mhz:.0f} MHz", d.description)
+                  f"{d.clock.mhz:.0f} MHz", escape(d.description))
     out.print(t)

@@ -1,5 +1,6 @@
 """verify: sign-off of a compile output directory, from the files on disk only.
 
+0. outputs: every file the manifest records is on disk with its recorded size and sha256.
 1. netlist: the ROM images it points to hash to what it recorded.
 2. layout: one top cell, shapes on the two custom layers only.
 3. DRC: the die's rules on the two layers (KLayout).
@@ -25,6 +26,7 @@ from taalas_compile.signoff.extract import extract, read_layout
 from taalas_compile.signoff.findings import Findings, Violation
 from taalas_compile.signoff.lvs import check_netlist_roms, compare_nets, compare_roms
 from taalas_compile.signoff.markers import write_results
+from taalas_compile.signoff.outputs import check_outputs
 from taalas_compile.signoff.rom_blocks import check_rom_blocks, collect, default_jobs
 from taalas_compile.signoff.rom_cells import layout_of_cells
 from taalas_compile.timing import step_timer
@@ -47,13 +49,14 @@ def verify(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: N
     seconds: dict[str, float] = {}
     timed = step_timer(seconds, step)
 
+    timed("outputs vs manifest", check_outputs, out, man, f)
     timed("netlist", check_netlist_roms, pl, roms, doc, f)
     lay = timed("read masks", read_layout, out / doc["masks"], die, f)
     timed("drc", check_drc, lay.metal, lay.vias, die, f)
     ex = timed("extract", extract, lay, die, f, {t.site: t.name for t in pl.tiles})
     timed("lvs", lambda: (compare_roms(pl, roms, ex, die, f), compare_nets(pl, ex, die, f)))
-    structural = f.count("layout") + f.count("lvs") + f.count("netlist")
-    emu = {"ran": False, "skipped": "layout/LVS errors"} if structural else timed("emulate", emulation_check, out, man, pl, ex, die, tokens, f)
+    structural = f.count("layout") + f.count("lvs") + f.count("netlist") + f.count("manifest")
+    emu = {"ran": False, "skipped": "output-hash, layout or LVS errors"} if structural else timed("emulate", emulation_check, out, man, pl, ex, die, tokens, f)
     extracted = {"sites_with_cells": len(ex.roms), "nets": len(ex.nets),
                  "vias": int(lay.flat_vias.count()), "metal_shapes": int(lay.flat_metal.count())}
     top = lay.layout.top_cells()[0].name if lay.layout.top_cells() else "TOP"
@@ -73,6 +76,9 @@ def verify_streaming(out: Path, man: dict, pl: Placement, doc: dict, tokens: int
     timed = step_timer(seconds, step)
     path = out / doc["masks"]
     jobs = jobs if jobs is not None else default_jobs(pl)
+    bar = getattr(step, "bar", None)
+    total = sum(r.get("bytes", 0) for r in man.get("outputs", {}).values() if isinstance(r, dict))
+    timed("outputs vs manifest", check_outputs, out, man, f, bar("hash outputs", total, "B") if bar else (lambda n: None))
     step(f"note: ROM tiles read {'in this process' if jobs == 1 else f'by {jobs} worker processes'} (--jobs)")
     emulation = StreamingEmulation(out, man, pl, die, tokens)
     try:
@@ -107,7 +113,7 @@ def _verify_streaming(out, man, pl, doc, die, path, emulation, f, seconds, timed
     timed("drc", check_drc, lay.metal, lay.vias, die, f)
     ex = timed("extract", extract, lay, die, f, {t.site: t.name for t in pl.tiles})
     timed("lvs", compare_nets, pl, ex, die, f)
-    structural = f.count("layout") + f.count("lvs") + f.count("netlist")
+    structural = f.count("layout") + f.count("lvs") + f.count("netlist") + f.count("manifest")
     emu = timed("reference (layer by layer), compare", emulation.result, f, structural > 0)
     extracted = {"sites_with_cells": rc.tiles, "nets": len(ex.nets), "vias": rc.vias + int(lay.flat_vias.count()) + rc.cells,
                  "metal_shapes": rc.cells + int(lay.flat_metal.count())}
@@ -116,6 +122,7 @@ def _verify_streaming(out, man, pl, doc, die, path, emulation, f, seconds, timed
 
 def finish(out: Path, doc: dict, f: Findings, emu: dict, extracted: dict, seconds: dict, t0: float, top: str) -> dict:
     checks = [
+        {"name": "outputs", "passed": f.count("manifest") == 0, "violations": f.count("manifest")},
         {"name": "netlist", "passed": f.count("netlist") == 0, "violations": f.count("netlist")},
         {"name": "layers", "passed": f.count("layout") == 0, "violations": f.count("layout")},
         {"name": "drc", "passed": f.count("drc") == 0, "violations": f.count("drc")},

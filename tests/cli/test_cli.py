@@ -26,7 +26,7 @@ def test_recipe_alone_compiles_and_verify_passes(tmp_path, capsys):
     assert code == 0 and (out / "chip.gds").is_file() and "outputs in" in stdout
     code, stdout, _ = run(capsys, "verify", str(out), "--json", "--tokens", "4")
     res = json.loads(stdout)
-    assert code == 0 and res["passed"] and [c["name"] for c in res["checks"]] == ["netlist", "layers", "drc", "lvs", "emulation"]
+    assert code == 0 and res["passed"] and [c["name"] for c in res["checks"]] == ["outputs", "netlist", "layers", "drc", "lvs", "emulation"]
     code, stdout, _ = run(capsys, "emulate", str(out), "--prompt", "5 6 7", "--tokens", "5")
     assert code == 0 and len(stdout.split()) == 5 and all(t.isdigit() for t in stdout.split())
     code, stdout, _ = run(capsys, "plan", str(out), "--json", "--out", str(tmp_path / "plan"))
