@@ -3,7 +3,7 @@ clear errors."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from taalas_compile.config.die import Die, load_die
@@ -15,6 +15,8 @@ from taalas_compile.model.weights import WeightSource, open_weights
 from taalas_compile.paths import DIES_DIR, RECIPES_DIR, ROOT
 from taalas_compile.quant.calibrate import Calibration, load_calibration
 
+# Architecture fields a checkpoint must match even when the recipe leaves them at their default;
+# any other field is checked when the recipe sets it (a default is no claim about the checkpoint).
 CHECKED = ("dim", "n_layers", "n_heads", "n_kv_heads", "hidden_dim", "vocab_size", "tie_embeddings")
 
 
@@ -48,7 +50,7 @@ def args_of(a: Architecture) -> ModelArgs:
     return ModelArgs(**d, rope_scaling=RopeScaling(**rs) if rs else None)
 
 
-def open_source(recipe: Recipe, weights: Path | None) -> WeightSource:
+def open_source(recipe: Recipe, weights: Path | None, recipe_path: Path | None = None) -> WeightSource:
     if weights is None:
         if not recipe.model.synthetic:
             hint = f", e.g. --weights {recipe.model.weights_hint}" if recipe.model.weights_hint else ""
@@ -56,11 +58,36 @@ def open_source(recipe: Recipe, weights: Path | None) -> WeightSource:
         return open_weights("synthetic", None, args_of(recipe.model.architecture), recipe.model.seed)
     source = open_weights(recipe.model.format, weights)
     if recipe.model.architecture is not None:
-        want = args_of(recipe.model.architecture)
-        for f in CHECKED:
-            if getattr(source.args, f) != getattr(want, f):
-                raise UserError(f"{weights}: {f} = {getattr(source.args, f)} but recipe {recipe.name} expects {getattr(want, f)}")
+        source.args = checked_args(recipe, recipe_path, source.args, weights)
     return source
+
+
+def _config_file(fmt: str, weights: Path) -> Path:
+    """The file that states a checkpoint's architecture: config.json, or the llama2.c .bin header
+    (which fixes rope_theta 10000 and norm_eps 1e-5, as llama2.c's run.c computes)."""
+    if fmt == "llama2c":
+        return weights
+    return (weights if weights.is_dir() else weights.parent) / "config.json"
+
+
+def checked_args(recipe: Recipe, recipe_path: Path | None, have: ModelArgs, weights: Path) -> ModelArgs:
+    """The checkpoint's args, after refusing any [model.architecture] field of the recipe that
+    contradicts them. The one exception: a recipe may give a smaller max_seq_len than the checkpoint
+    was trained for. It changes no arithmetic (RoPE is computed per position, nothing is sized by
+    it); it only bounds the contexts the reference is run at (calibration, eval, generate) — the
+    die's KV cache is [target] context. A larger one would run positions the model never saw."""
+    a = recipe.model.architecture
+    want = args_of(a)
+    where = f"recipe {recipe_path or recipe.name}: model.architecture."
+    for field in dict.fromkeys((*CHECKED, *sorted(a.model_fields_set))):
+        mine, theirs = getattr(want, field), getattr(have, field)
+        if mine == theirs or (field == "max_seq_len" and mine < theirs):
+            continue
+        why = " (a recipe may only shorten the context)" if field == "max_seq_len" else ""
+        raise UserError(f"{where}{field} = {mine}, but {_config_file(recipe.model.format, weights)} has {theirs}{why}")
+    if "max_seq_len" in a.model_fields_set:
+        return replace(have, max_seq_len=want.max_seq_len)
+    return have
 
 
 def calib_source(recipe: Recipe, calib: Path | None) -> CalibSource | None:
@@ -101,7 +128,9 @@ def resolve(recipe: str, weights: Path | None = None, tokenizer: Path | None = N
     die_ref = die or r.target.die
     d = load_die(die_ref)
     die_path = Path(die_ref) if die_ref.endswith(".toml") else DIES_DIR / f"{die_ref}.toml"
-    source = open_source(r, weights)
+    source = open_source(r, weights, recipe_path)
+    if r.target.context > source.args.max_seq_len:  # the KV cache holds target.context positions
+        raise UserError(f"recipe {r.name}: target.context = {r.target.context} exceeds the model's {source.args.max_seq_len}-token context")
     tok = None
     if tokenizer is not None:
         tok = load_tokenizer(tokenizer)

@@ -83,6 +83,11 @@ def steps(what: str, quiet: bool = False):
         s._finish()
 
 
+def _num(x: float | None, spec: str) -> str:
+    """A figure of a sign-off result; None is a value that was not finite (signoff.json writes null)."""
+    return "not finite" if x is None else format(x, spec)
+
+
 def _size(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if n < 1000:
@@ -163,14 +168,14 @@ def signoff(res: dict) -> None:
     emu = res["emulation"]
     if emu.get("ran"):
         out.print(f"emulator vs quantized reference: {emu['tokens']} tokens, greedy match {emu['greedy_match']}, "
-                  f"max |Δlogit| {emu['max_logit_diff']:.3g} (tolerance {emu['tolerance']:.0%} of {emu['logit_scale']:.3g}); "
-                  f"vs float: KL {emu['vs_float']['kl']:.4f}, top-1 agreement {emu['vs_float']['top1_agreement']:.0%}")
+                  f"max |Δlogit| {_num(emu['max_logit_diff'], '.3g')} (tolerance {emu['tolerance']:.0%} of {_num(emu['logit_scale'], '.3g')}); "
+                  f"vs float: KL {_num(emu['vs_float']['kl'], '.4f')}, top-1 agreement {_num(emu['vs_float']['top1_agreement'], '.0%')}")
         if emu.get("streamed"):
             worst = max((b for b in emu["blocks"] if b["max_rel_diff"] is not None), key=lambda b: b["max_rel_diff"], default=None)
             e2e = emu["end_to_end"]["vs_quant"]
             out.print(f"block by block, teacher-forced at every block boundary: {len(emu['blocks'])} blocks"
                       + (f", largest deviation {worst['max_rel_diff']:.2%} ({worst['block']})" if worst else "")
-                      + f"; chained end to end: KL {e2e['kl']:.4f}, greedy agreement {e2e['top1_agreement']:.0%} (reported)")
+                      + f"; chained end to end: KL {_num(e2e['kl'], '.4f')}, greedy agreement {_num(e2e['top1_agreement'], '.0%')} (reported)")
     elif emu.get("skipped"):
         out.print(f"emulation skipped: {escape(emu['skipped'])}")
     for v in res["violations"][:20]:

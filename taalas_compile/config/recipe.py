@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -90,6 +91,14 @@ class QuantCfg(Strict):
     tune_codes_lr: float = Field(default=0.0, ge=0)  # peak learning rate of the latent codes, in code units (0: codes fixed)
     tune_batch: int = Field(default=8, gt=0)  # calibration windows per tuning step
     calib: CalibCfg | None = None  # default calibration data (for "gptq" / "measured")
+    # where the streamed quantizer runs its forward passes and Hessians ("auto": cuda if torch sees one);
+    # results are deterministic on a given device kind, which is part of their cache key
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # policy "measured": what is measured per tensor and option. "kl": the model's ΔKL with only that tensor
+    # quantized (a forward pass each); "hessian": the streamed proxy (quant/proxy.py: output error of each
+    # tensor on the float stream, in KL units, one pass); "auto": kl below `kl_max_weights` weights, else hessian
+    sensitivity: Literal["auto", "kl", "hessian"] = "auto"
+    kl_max_weights: int = Field(default=50_000_000, ge=0)  # "auto": largest model measured by ΔKL forward passes
     # fnmatch patterns over Hugging Face parameter names -> bits; the last matching pattern wins
     bits: dict[str, Literal[3, 6]] = {}
 
@@ -138,13 +147,20 @@ class OutputCfg(Strict):
 
 
 class Recipe(Strict):
-    name: str
+    name: str  # the default output directory is out/NAME: a plain file name, never a path
     description: str
     model: ModelCfg
     tokenizer: TokenizerCfg = TokenizerCfg()
     quant: QuantCfg = QuantCfg()
     target: TargetCfg = TargetCfg()
     output: OutputCfg = OutputCfg()
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}", v):
+            raise ValueError(f"{v!r} is not a plain file name (letters, digits and . _ + -, not starting with . or -): it names out/NAME")
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> Recipe:

@@ -45,6 +45,21 @@ def stage_of(tiles: list[Tile]) -> str | None:
     return None
 
 
+def nonfinite(x: np.ndarray) -> str | None:
+    """"[i, j] = nan" for the first NaN or Inf of `x`, None when all are finite."""
+    if np.isfinite(x).all():
+        return None
+    i = tuple(int(k) for k in np.argwhere(~np.isfinite(x))[0])
+    return f"[{', '.join(map(str, i))}] = {x[i]}"
+
+
+def check_finite(block: str, what: str, x: np.ndarray | None) -> None:
+    """EmulationError at the first NaN or Inf of `x`: a chip that computes one cannot be signed off,
+    and a NaN would pass any later `>` comparison."""
+    if x is not None and (at := nonfinite(x)) is not None:
+        raise EmulationError(f"block {block}: {what} {at} is not finite")
+
+
 @dataclass
 class BlockRun:
     block: str
@@ -123,6 +138,10 @@ class StreamEmulator:
             self.logits, self.forced_logits = emu.logits, (emu.logits if from_tokens else forced)
         elif len(passed) == 1 and (teacher is not None or from_tokens):
             forced = (fo if teacher is not None else out)[passed[0]]
+        for n in leaving:
+            check_finite(block, f"net of {min(self.nets[n])}", out[n])
+        check_finite(block, "teacher-forced output", forced)
+        check_finite(block, "logits", emu.logits if emu.argmax is not None else None)
         self.values.update({n: out[n] for n in leaving})
         self.stage_of_net.update({n: stage for n in leaving})
         return BlockRun(block, stage, out[passed[0]] if len(passed) == 1 else None, forced, time.perf_counter() - t0)

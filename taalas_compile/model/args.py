@@ -17,6 +17,32 @@ class RopeScaling:
     original_max_position_embeddings: int = 8192  # context length the model was pretrained with
 
 
+# config.json fields whose other values change the arithmetic, and the values the die computes
+# (None: the field may be absent, transformers' LlamaConfig default). Fields that only describe
+# training or the runtime (torch_dtype, use_cache, initializer_range, attention_dropout, token ids)
+# change nothing. pretraining_tp > 1 is accepted: transformers only split the same matmuls into
+# slices with it (and no longer reads it); the function is the same.
+_SUPPORTED: dict[str, tuple] = {
+    "model_type": ("llama", None),  # mistral, qwen2, gemma, granite...: other blocks, other maths
+    "hidden_act": ("silu", "swish", None),  # the SwiGLU gate the die computes (swish is silu)
+    "attention_bias": (False, None),  # the die's linears have no bias
+    "mlp_bias": (False, None),
+    "sliding_window": (None,),  # attention over the whole context
+    "quantization_config": (None,),  # pre-quantized (GPTQ, AWQ, fp8) tensors: we quantize ourselves
+    "partial_rotary_factor": (1.0, None),  # RoPE on the whole head (transformers reads it for llama)
+}
+
+
+def check_supported(cfg: dict) -> None:
+    """UserError naming the first config.json field whose value the die does not compute."""
+    for key, allowed in _SUPPORTED.items():
+        v = cfg.get(key)
+        if v is not None and v not in allowed:
+            want = " or ".join(repr(a) for a in allowed if a is not None) or "null"
+            got = repr(v) if len(repr(v)) <= 60 else repr(v)[:57] + "..."
+            raise UserError(f"{key} = {got} is not supported (the die computes only {key} = {want})")
+
+
 @dataclass(frozen=True)
 class ModelArgs:
     dim: int  # model width (hidden_size)
@@ -75,8 +101,10 @@ class ModelArgs:
         missing = [k for k in required if k not in cfg]
         if missing:
             raise UserError(f"config is missing keys: {', '.join(missing)}")
+        check_supported(cfg)
         # transformers >= 5 folds rope_theta and the scaling into "rope_parameters"
         rope = cfg.get("rope_scaling") or cfg.get("rope_parameters") or {}
+        check_supported({"partial_rotary_factor": rope.get("partial_rotary_factor")})  # where transformers 5 puts it
         theta = cfg.get("rope_theta", rope.get("rope_theta", 10000.0))
         rope_type = rope.get("rope_type", rope.get("type", "default"))
         if rope_type == "llama3":
@@ -89,7 +117,7 @@ class ModelArgs:
         elif rope_type == "default":
             scaling = None
         else:
-            raise UserError(f"unsupported rope_type {rope_type!r} in config (only default and llama3)")
+            raise UserError(f"rope_scaling rope_type = {rope_type!r} is not supported (the die computes default or llama3 RoPE)")
         n_heads = int(cfg["num_attention_heads"])
         return cls(
             dim=int(cfg["hidden_size"]),

@@ -32,7 +32,7 @@ from taalas_compile.backend.blocks import worker_init
 from taalas_compile.config.die import Die
 from taalas_compile.emulator.chip import from_extraction
 from taalas_compile.emulator.run import Emulator
-from taalas_compile.emulator.stream import BlockRun, StreamEmulator
+from taalas_compile.emulator.stream import BlockRun, StreamEmulator, nonfinite
 from taalas_compile.emulator.tiles import EmulationError
 from taalas_compile.errors import UserError
 from taalas_compile.mapper.ir import Placement, Role
@@ -60,7 +60,11 @@ def _kl_top1(p_logits: np.ndarray, q_logits: np.ndarray) -> tuple[float, float]:
 
 
 def judge(emu_logits: np.ndarray, q_logits: np.ndarray, f_logits: np.ndarray, f: Findings) -> dict:
-    """Emulator logits [T, V] against the quantized reference's (and the float model's)."""
+    """Emulator logits [T, V] against the quantized reference's (and the float model's). A NaN or
+    Inf on any side fails: it is named, and each comparison below is written so that NaN fails it."""
+    for who, x in (("emulator", emu_logits), ("quantized reference", q_logits), ("float model", f_logits)):
+        if (at := nonfinite(x)) is not None:
+            f.add(Violation("emulation.nonfinite", f"{who} logit {at}: sign-off needs finite logits", 0, 0))
     emu_tokens, ref_tokens = emu_logits.argmax(-1).tolist(), q_logits.argmax(-1).tolist()
     diff = float(np.abs(emu_logits - q_logits).max())
     scale = float(np.abs(q_logits).max())
@@ -69,12 +73,12 @@ def judge(emu_logits: np.ndarray, q_logits: np.ndarray, f_logits: np.ndarray, f:
         if a == b:
             continue
         margin = float(q_logits[k, b] - q_logits[k, a])  # how much the reference prefers its token
-        if margin <= LOGIT_TOLERANCE * scale:
+        if margin <= LOGIT_TOLERANCE * scale:  # NaN: not a tie
             ties += 1
         else:
             f.add(Violation("emulation.tokens", f"greedy token {k}: emulator {a}, quantized reference {b} "
                                                 f"(reference margin {margin:.4g} > {LOGIT_TOLERANCE:.0%} of {scale:.4g})", 0, 0))
-    if diff > LOGIT_TOLERANCE * scale:
+    if not (diff <= LOGIT_TOLERANCE * scale):
         f.add(Violation("emulation.logits", f"max |logit difference| {diff:.4g} > {LOGIT_TOLERANCE:.0%} of {scale:.4g}", 0, 0))
     kl_f, top1_f = _kl_top1(f_logits, emu_logits)
     return {
@@ -170,9 +174,12 @@ class StreamingEmulation:
         for r in self.runs:
             want = ref.hidden.get(r.stage or "")
             d = None
+            for who, x in (("emulator", r.forced), ("reference", want)):
+                if x is not None and (at := nonfinite(x)) is not None:
+                    f.add(Violation("emulation.nonfinite", f"block {r.block}: {who} output {at} is not finite", 0, 0, r.block))
             if want is not None and r.forced is not None and r.forced.shape == want.shape:
                 d = float(np.abs(r.forced - want).max() / max(float(np.abs(want).max()), 1e-30))
-                if d > LOGIT_TOLERANCE:
+                if not (d <= LOGIT_TOLERANCE):  # NaN fails
                     f.add(Violation("emulation.block", f"block {r.block} given the reference's input deviates from its output "
                                                        f"by {d:.2%} of its range (> {LOGIT_TOLERANCE:.0%})", 0, 0, r.block))
             blocks.append({"block": r.block, "stage": r.stage, "max_rel_diff": d, "seconds": r.seconds})

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -139,6 +140,18 @@ def finish(out: Path, doc: dict, f: Findings, emu: dict, extracted: dict, second
         "extracted": extracted,
         "seconds": {**seconds, "total": time.perf_counter() - t0},
     }
+    res = finite_json(res)  # a NaN compared nothing: it is a finding (emulation.nonfinite) and null in the JSON
     res["reports"] = {k: str(out / "signoff" / k) for k in ("signoff.json", "violations.lyrdb")}
     write_results(out, res, top, doc["masks"])
     return res
+
+
+def finite_json(x):
+    """`x` with every NaN or infinite float replaced by None, so signoff.json stays valid JSON."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: finite_json(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [finite_json(v) for v in x]
+    return x

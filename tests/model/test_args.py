@@ -51,3 +51,35 @@ def test_hf_config_missing_keys():
     d = LLAMA_31_8B.to_hf_config() | {"rope_scaling": {"rope_type": "yarn", "factor": 4.0}}
     with pytest.raises(UserError, match="yarn"):
         ModelArgs.from_hf_config(d)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("hidden_act", "gelu"), ("hidden_act", "relu"), ("attention_bias", True), ("mlp_bias", True),
+    ("sliding_window", 4096), ("model_type", "mistral"), ("partial_rotary_factor", 0.5),
+    ("quantization_config", {"quant_method": "gptq", "bits": 4}),
+])
+def test_hf_config_the_die_does_not_compute_is_refused(field, value):
+    with pytest.raises(UserError, match=rf"^{field} = .* is not supported \(the die computes only {field} = "):
+        ModelArgs.from_hf_config(LLAMA_31_8B.to_hf_config() | {field: value})
+
+
+@pytest.mark.parametrize("rope", [{"rope_type": "linear", "factor": 2.0}, {"type": "dynamic", "factor": 2.0},
+                                  {"rope_type": "yarn", "factor": 4.0}])
+def test_hf_config_rope_scaling_other_than_llama3_is_refused(rope):
+    with pytest.raises(UserError, match=r"rope_scaling rope_type = '(linear|dynamic|yarn)' is not supported"):
+        ModelArgs.from_hf_config(LLAMA_31_8B.to_hf_config() | {"rope_scaling": rope})
+    cfg = LLAMA_31_8B.to_hf_config() | {"rope_scaling": None, "rope_parameters": {"rope_type": "default", "partial_rotary_factor": 0.5}}
+    with pytest.raises(UserError, match="partial_rotary_factor = 0.5"):  # where transformers 5 keeps it
+        ModelArgs.from_hf_config(cfg)
+
+
+@pytest.mark.parametrize("extra", [
+    {"pretraining_tp": 2}, {"hidden_act": "swish"}, {"sliding_window": None}, {"attention_dropout": 0.1},
+    {"torch_dtype": "bfloat16", "use_cache": True, "bos_token_id": 128000, "eos_token_id": [128001, 128009]},
+])
+def test_hf_config_fields_that_do_not_change_the_maths_are_accepted(extra):
+    cfg = LLAMA_31_8B.to_hf_config() | extra
+    for k in ("model_type", "hidden_act", "attention_bias", "mlp_bias"):
+        if k not in extra:
+            del cfg[k]  # absent: transformers' defaults, which the die computes
+    assert ModelArgs.from_hf_config(cfg) == LLAMA_31_8B
