@@ -89,6 +89,9 @@ def quant_record(inp, c) -> dict:
                               if a and a.sensitivity and [spec.bits, spec.group] in opts else {})}
                     for name, spec in c.plan.items()},
         "quality": c.quality,
+        # calibrated codes: the streamed quantizer's unit files (content key, sha256) and per-unit error
+        # (stream_rel_err: ‖h_quant − h_float‖² / ‖h_float‖² of the residual stream after the unit)
+        "stream": None if getattr(c, "stream", None) is None else {"units": c.stream.units},
     }
 
 

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import networkx as nx
 import numpy as np
-import torch
 
 from taalas_compile.backend.blocks import (
     BlockJob,
@@ -38,7 +37,14 @@ from taalas_compile.backend.roms import const_param
 from taalas_compile.backend.volume import auto_jobs, check_resources
 from taalas_compile.die.geometry import Geometry
 from taalas_compile.executor import ExecutorCfg, run_jobs
-from taalas_compile.files import block_cache, replace_dir, staging_dir, write_atomic
+from taalas_compile.files import (
+    block_cache,
+    check_output_dir,
+    output_lock,
+    replace_dir,
+    staging_dir,
+    write_atomic,
+)
 from taalas_compile.frontend.ir import graph_to_json
 from taalas_compile.frontend.lower import lower_args
 from taalas_compile.inputs import Inputs, calibration_of
@@ -47,16 +53,13 @@ from taalas_compile.mapper.ir import Placement
 from taalas_compile.mapper.place import map_graph
 from taalas_compile.mapper.refine import refine_placement
 from taalas_compile.mapper.route import Routing, route_nets
-from taalas_compile.model.llama import build_model
-from taalas_compile.model.perplexity import compare
+from taalas_compile.quant.cache import stream_store
 from taalas_compile.quant.calibrate import Calibration
-from taalas_compile.quant.codes import QTensor, QuantSpec
+from taalas_compile.quant.codes import QuantSpec
+from taalas_compile.quant.etched import Etched
 from taalas_compile.quant.plan import Allocation, allocate_bits
-from taalas_compile.quant.reference import (
-    build_quant_model,
-    quantize_weights,
-    sensitivity_of,
-)
+from taalas_compile.quant.reference import etched_codes, sensitivity_of
+from taalas_compile.quant.stream import StreamResult, replay_quality, resolve_device
 from taalas_compile.timing import step_timer
 
 MASKS = {"gds": "chip.gds", "oasis": "chip.oas"}
@@ -67,32 +70,38 @@ RENDER_FROM_MASKS_DIGITS = 50_000_000  # above this, floorplan.png is drawn from
 class Compiled:
     graph: nx.DiGraph  # model IR
     plan: dict[str, QuantSpec]  # bits per tensor
-    qweights: dict[str, QTensor] | None  # codes and scales, when quantized up front (else per block)
+    etched: Etched  # where every tensor's codes come from: unit files (calibrated) or RTN of the checkpoint
     placement: Placement  # tiles on sites, nets
     routing: Routing  # channel routes
     seconds: dict[str, float] = field(default_factory=dict)
     allocation: Allocation | None = None  # how bits were decided (policy, method, notes, sensitivity)
     calib: Calibration | None = None  # calibration windows (None: round-to-nearest fallback)
     quality: dict | None = None  # float vs quantized on the calibration windows
+    stream: StreamResult | None = None  # the streamed quantizer's unit files and per-unit figures (calibrated)
 
 
 @dataclass(frozen=True)
 class CompileOptions:
     fmt: str = "gds"  # mask format: "gds" or "oasis"
     executor: ExecutorCfg = field(default_factory=ExecutorCfg)
+    on_unit: Callable[[str], None] = lambda unit: None  # after each streamed-quantizer unit (tests interrupt there)
 
 
-def compile_ir(inp: Inputs, step: Callable[[str], None] = lambda s: None, check: Callable | None = None) -> Compiled:
+def compile_ir(inp: Inputs, step: Callable[[str], None] = lambda s: None, check: Callable | None = None,
+               bar: Callable | None = None, store: Path | None = None,
+               on_unit: Callable[[str], None] = lambda unit: None) -> Compiled:
     """Everything that needs the whole model, up to (not including) the per-block work.
     `check(placement)` runs before any weight is quantized (the disk and memory pre-flight; a
-    measured bit policy has read the weights once already to measure sensitivity)."""
+    measured bit policy has read the weights once already to measure sensitivity). With
+    calibration data the codes are quantized as a stream through the decoder, one unit (layer) at
+    a time, into unit files in `store` (default: the quant cache; `quant_store`)."""
     t: dict[str, float] = {}
     timed = step_timer(t, step)
     r, die, src = inp.recipe, inp.die, inp.source
     act_bits = die.arith.act_bits
     graph = timed("lower", lower_args, src.args)  # PyTorch -> layer dataflow graph
     calib = timed("calibration data", calibration_of, inp)  # token windows, or None (RTN fallback)
-    sens = sensitivity_of(src, calib, r.quant, act_bits)  # ΔKL per tensor and option, measured on demand
+    sens = sensitivity_of(src, calib, r.quant, act_bits)  # per tensor and option, measured on demand
     alloc = timed(f"assign bits ({r.quant.policy})", allocate_bits, graph, r.quant, die, sens)  # bits + group per tensor
     for note in alloc.notes:
         step(f"note: {note}")
@@ -102,20 +111,37 @@ def compile_ir(inp: Inputs, step: Callable[[str], None] = lambda s: None, check:
     routing = timed("route", route_nets, placement, die)  # nets on channels and feedthroughs
     if check is not None:
         check(placement)
-    qweights = quality = None
-    if calib is not None:  # GPTQ and scale tuning need the whole model: quantize up front
-        qweights = timed(f"quantize ({alloc.method})", quantize_weights, src, plan, r.quant, calib, act_bits)
-        quality = timed("measure quality", calib_quality, src, qweights, calib, act_bits)  # float vs quantized
-    return Compiled(graph, plan, qweights, placement, routing, t, alloc, calib, quality)
+    quantize = partial(etched_codes, src, plan, r.quant, calib, act_bits, store, device=r.quant.device, bar=bar, on_unit=on_unit)
+    etched, stream = timed(f"quantize ({alloc.method})", quantize)  # codes: unit files (calibrated) or RTN per block
+    quality = stream.quality if stream else timed("measure quality", calib_quality, src, etched, calib, act_bits, r.quant.device)
+    if stream:
+        t |= {f"quantize {u}": s for u, s in stream.seconds.items()}
+    return Compiled(graph, plan, etched, placement, routing, t, alloc, calib, quality, stream)
 
 
-def calib_quality(src, qweights: dict[str, QTensor], calib: Calibration | None, act_bits: int) -> dict | None:
-    """Perplexity float vs quantized, KL and top-1 agreement on the calibration windows (None without)."""
+def calib_quality(src, etched: Etched, calib: Calibration | None, act_bits: int, device: str = "auto") -> dict | None:
+    """Perplexity float vs quantized, KL and top-1 agreement on the calibration windows (None
+    without), both models run layer by layer (`quant/stream.replay_quality`)."""
     if calib is None:
         return None
-    with torch.no_grad():
-        res = compare(build_model(src), build_quant_model(src, qweights, act_bits), calib.tokens.tolist())
+    res = replay_quality(src, etched, calib, act_bits, resolve_device(device))
     return {"on": "calibration windows", **res, "ppl_increase": res["ppl_quant"] / res["ppl_float"] - 1}
+
+
+def with_quant_device(inp: Inputs, device: str | None) -> Inputs:
+    """`inp` with the streamed quantizer on `device` ("cpu", "cuda", "auto"; None: the recipe's),
+    for a `--device` option."""
+    if device is None:
+        return inp
+    quant = inp.recipe.quant.model_copy(update={"device": device})
+    return replace(inp, recipe=inp.recipe.model_copy(update={"quant": quant}))
+
+
+def quant_store(out: Path) -> Path:
+    """Where a compile's streamed quantizer writes its unit files: the quant cache (shared with
+    verify, eval, generate), or with the cache off `.NAME.quant/` beside the output (kept until the
+    compile completes, so an interrupted compile resumes there)."""
+    return stream_store() or out.with_name(f".{out.name}.quant")
 
 
 def block_jobs(c: Compiled, inp: Inputs, fmt: str) -> list[BlockJob]:
@@ -125,15 +151,11 @@ def block_jobs(c: Compiled, inp: Inputs, fmt: str) -> list[BlockJob]:
         by_block.setdefault(t.block, []).append(t)
     jobs = []
     for i, (block, tiles) in enumerate(by_block.items()):
-        params = {t.slice.param for t in tiles if t.slice}
-        given = None
-        if c.qweights is not None:
-            from taalas_compile.backend.roms import tile_block
-
-            given = {t.name: tile_block(t, c.qweights[t.slice.param]) for t in tiles if t.slice}
+        params = sorted({t.slice.param for t in tiles if t.slice})
         norms = {t.name: p for t in tiles if (p := const_param(c.graph, t))}
-        job = BlockJob(i, block, tuple(tiles), inp.die, fmt, {p: c.plan[p] for p in sorted(params)},
-                       inp.recipe.quant.clip_search, inp.source, norms, given)
+        files = {p: f for p, f in c.etched.files.items() if p in params}  # paths of unit files, never arrays
+        job = BlockJob(i, block, tuple(tiles), inp.die, fmt, {p: c.plan[p] for p in params},
+                       inp.recipe.quant.clip_search, inp.source, norms, files)
         jobs.append(replace(job, key=job_key(job)))
     return jobs
 
@@ -164,9 +186,19 @@ def compile_chip(inp: Inputs, out: Path, step: Callable[[str], None] = lambda s:
 
     Per-block results go to a block cache beside `out` (kept until the compile completes, so an
     interrupted compile resumes there); everything else is written into a staging directory that
-    replaces `out` only when complete. `bar(name, total, unit)` returns a progress callback."""
+    replaces `out` only when complete. `out` must be new, empty or a previous compile's output
+    (`files.check_output_dir`), and one compile at a time writes it (`files.output_lock`).
+    `bar(name, total, unit)` returns a progress callback."""
+    out = check_output_dir(out, [inp.weights_path, inp.recipe_path, inp.tokenizer_path, inp.calib.path if inp.calib else None])
+    with output_lock(out):
+        return _compile_locked(inp, out, step, opts, bar)
+
+
+def _compile_locked(inp: Inputs, out: Path, step: Callable[[str], None], opts: CompileOptions, bar: Callable | None) -> dict:
     ex = opts.executor
-    c = compile_ir(inp, step, check=lambda pl: check_resources(pl, inp.die, out, opts.fmt, local_jobs(ex, pl)))
+    qstore = quant_store(out)
+    c = compile_ir(inp, step, check=lambda pl: check_resources(pl, inp.die, out, opts.fmt, local_jobs(ex, pl)), bar=bar,
+                   store=qstore, on_unit=opts.on_unit)
     ex = replace(ex, jobs=local_jobs(ex, c.placement))
     timed = step_timer(c.seconds, step)
     jobs = timed("plan blocks", block_jobs, c, inp, opts.fmt)
@@ -194,12 +226,18 @@ def compile_chip(inp: Inputs, out: Path, step: Callable[[str], None] = lambda s:
            "blocks": [{"block": r.block, "weights": r.weights, "seconds": r.seconds, "reused": r.reused, "peak_rss": r.peak_rss}
                       for r in results],
            "executor": ex.describe(),
+           "quantize": None if c.stream is None else {"units": [{"unit": u["unit"], "seconds": c.stream.seconds.get(u["unit"]),
+                                                                 "reused": u["unit"] not in c.stream.seconds} for u in c.stream.units],
+                                                      "device": str(resolve_device(inp.recipe.quant.device))},
            "peak_rss": {"main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                         "workers": max((r.peak_rss for r in results), default=0)}}
     (tmp / "run.json").write_text(json.dumps(run, indent=1) + "\n")
     replace_dir(tmp, out)
     shutil.rmtree(cache, ignore_errors=True)
+    if qstore != stream_store():  # the compile's own unit files (cache off): done with them
+        shutil.rmtree(qstore, ignore_errors=True)
     return doc
+
 
 
 def assemble_masks(path: Path, inp: Inputs, c: Compiled, fmt: str, parts: list[Path]) -> str:

@@ -2,15 +2,17 @@
 
 A compile is cut into one `BlockJob` per layer block (io, head, L0.., tail). A job carries
 everything its result depends on — its tiles, the die, the mask format, the bit plan of the tensors
-it reads, the weight source (reopened in the worker), and the codes when the whole model was
-quantized up front (GPTQ) — and `key`, a sha256 of all of it plus the compiler's own code. So:
+it reads, the weight source (reopened in the worker), and for calibrated codes the paths of the
+streamed quantizer's unit files holding them (quant/etched.py; never the arrays) — and `key`, a
+sha256 of all of it (the unit files by their content keys) plus the compiler's own code. So:
 
 - jobs run anywhere (this process, a local pool, a Dask cluster) with identical bytes out;
 - a finished block is a file set in the block cache named by its key; a resumed compile reuses it.
 
-Without up-front codes a block quantizes its own tensors (round-to-nearest + clip search, exact per
-(row, group)), reading one row band of a tensor at a time: memory is bounded by the largest band
-and one tile, not by the model.
+A block gets its codes one tensor row band at a time through `Etched.rows` — the one function the
+quantized references use too: rows of a unit file, or without one round-to-nearest + clip search of
+the checkpoint's rows (exact per (row, group)). Memory is bounded by the largest band and one tile,
+not by the model.
 """
 
 from __future__ import annotations
@@ -35,13 +37,14 @@ from taalas_compile.executor import die_with_parent
 from taalas_compile.files import sha256_file, write_atomic
 from taalas_compile.mapper.ir import Tile
 from taalas_compile.model.weights import WeightSource
-from taalas_compile.quant.codes import QTensor, QuantSpec, quantize_tensor
+from taalas_compile.quant.codes import QTensor, QuantSpec
+from taalas_compile.quant.etched import Etched
 
 _PKG = Path(__file__).resolve().parent.parent
 # the code a block's bytes depend on: any change is a cache miss
 _CODE = ("backend/blocks.py", "backend/roms.py", "backend/masks.py", "backend/layout_ir.py", "backend/rom_layout.py",
          "backend/gds_stream.py", "backend/oasis_stream.py", "die/rom_format.py", "die/geometry.py",
-         "quant/codes.py", "model/synthetic.py", "model/hf.py", "model/llama2c.py", "model/rope.py")
+         "quant/codes.py", "quant/etched.py", "model/synthetic.py", "model/hf.py", "model/llama2c.py", "model/rope.py")
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,13 @@ class BlockJob:
     clip_search: bool
     source: WeightSource
     norm_params: dict[str, str]  # rmsnorm tile -> the gain tensor it etches
-    given: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # tile -> (codes, scales) quantized up front
+    files: dict[str, str] = field(default_factory=dict)  # tensor -> unit file of its calibrated codes (paths, not arrays)
     key: str = field(default="", compare=False)
+
+    @property
+    def etched(self) -> Etched:
+        """Where the block's codes come from (quant/etched.py)."""
+        return Etched(self.source, self.specs, self.clip_search, self.files)
 
     @property
     def n_weights(self) -> int:
@@ -103,26 +111,20 @@ def job_key(job: BlockJob) -> str:
         "block": job.block, "fmt": job.fmt, "die": job.die.model_dump(mode="json"), "clip": job.clip_search,
         "specs": {k: [v.bits, v.group] for k, v in sorted(job.specs.items())}, "weights": ident,
         "norms": job.norm_params, "tiles": [repr(t) for t in job.tiles],
+        "codes": job.etched.file_keys(),  # unit files by content key (their path may differ run to run)
     }, sort_keys=True).encode())
-    for name in sorted(job.given or {}):
-        codes, scales = job.given[name]
-        h.update(name.encode() + np.ascontiguousarray(codes).tobytes() + np.ascontiguousarray(scales).tobytes())
     return h.hexdigest()
 
 
 def _weight_blocks(job: BlockJob):
     """(tile, (codes, scales)) for every weight tile of the block, one tensor row band at a time."""
-    if job.given is not None:
-        for t in job.tiles:
-            if t.slice:
-                yield t.name, job.given[t.name]
-        return
+    etched = job.etched
     bands: dict[tuple[str, int, int], list[Tile]] = {}
     for t in job.tiles:
         if t.slice:
             bands.setdefault((t.slice.param, t.slice.r0, t.slice.r1), []).append(t)
     for (param, r0, r1), tiles in bands.items():
-        q: QTensor = quantize_tensor(job.source.rows(param, r0, r1), job.specs[param], job.clip_search)
+        q: QTensor = etched.rows(param, r0, r1)
         for t in tiles:
             yield t.name, tile_block(t, q, row0=r0)
         del q

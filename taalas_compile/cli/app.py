@@ -55,13 +55,23 @@ Calib = Annotated[Path | None, typer.Option("--calib", help="Calibration data fo
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 
 
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+DeviceOpt = Annotated[Device | None, typer.Option("--device", help="Where calibrated quantization runs its forward passes, Hessians and GPTQ: cuda, cpu, or auto (cuda if torch sees one). Default: the recipe's [quant] device.")]
+
+
 @app.command("compile")
 def compile_cmd(recipe: Recipe, weights: Weights = None, tokenizer: Tokenizer = None, die: DieOpt = None, calib: Calib = None,
                 out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory (default out/RECIPE).")] = None,
                 fmt: Annotated[MaskFormat | None, typer.Option("--format", help="Mask format: gds (GDSII) or oasis (default: the recipe's [output] format).")] = None,
                 jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Local worker processes for the per-block work (default: one per core, as many as memory holds; one process for a small model).")] = None,
                 executor: Annotated[ExecutorKind, typer.Option(help="Where the per-block work runs: local processes or a Dask cluster.")] = ExecutorKind.local,
-                scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address for --executor dask, e.g. tcp://10.0.0.5:8786.")] = None) -> None:
+                scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address for --executor dask, e.g. tcp://10.0.0.5:8786.")] = None,
+                device: DeviceOpt = None) -> None:
     """Compile RECIPE into masks (GDSII or OASIS), layer properties, netlist and manifest.
 
     Output is identical byte for byte for any --jobs or executor. An interrupted compile resumes:
@@ -79,9 +89,9 @@ def compile_cmd(recipe: Recipe, weights: Weights = None, tokenizer: Tokenizer = 
     """
     from taalas_compile.executor import ExecutorCfg
     from taalas_compile.inputs import resolve
-    from taalas_compile.pipeline import CompileOptions, compile_chip
+    from taalas_compile.pipeline import CompileOptions, compile_chip, with_quant_device
 
-    inp = resolve(recipe, weights, tokenizer, die, calib)
+    inp = with_quant_device(resolve(recipe, weights, tokenizer, die, calib), device.value if device else None)
     out = out or Path("out") / inp.recipe.name
     opts = CompileOptions(fmt=(fmt.value if fmt else inp.recipe.output.format),
                           executor=ExecutorCfg(jobs=jobs, kind=executor.value, scheduler=scheduler))

@@ -20,8 +20,9 @@ import numpy as np
 from taalas_compile.quant.codes import QTensor
 
 _PKG = Path(__file__).resolve().parent.parent
-_CODE = ("quant/calibrate.py", "quant/codes.py", "quant/gptq.py", "quant/reference.py", "quant/sensitivity.py",
-         "quant/tune.py", "model/llama.py", "model/rope.py")
+_CODE = ("quant/arith.py", "quant/calibrate.py", "quant/codes.py", "quant/etched.py", "quant/gptq.py", "quant/head.py",
+         "quant/layer.py", "quant/proxy.py", "quant/sensitivity.py", "quant/stream.py", "quant/tune.py", "model/llama.py",
+         "model/rope.py")
 
 
 def cache_dir() -> Path | None:
@@ -29,6 +30,12 @@ def cache_dir() -> Path | None:
     if v.lower() in ("off", "0", "none"):
         return None
     return Path(v) if v else Path.home() / ".cache" / "taalas-compile"
+
+
+def weights_id(source) -> dict:
+    """The weights' identity without the path they were opened by."""
+    f = source.fingerprint()
+    return {"kind": f.get("kind"), "seed": f.get("seed"), "sha256": [x["sha256"] for x in f.get("files", [])]}
 
 
 def cache_key(kind: str, parts: dict) -> str:
@@ -46,6 +53,13 @@ def cache_key(kind: str, parts: dict) -> str:
         else:
             h.update(json.dumps(v, sort_keys=True, default=str).encode())
     return h.hexdigest()
+
+
+def stream_store() -> Path | None:
+    """Where the streamed quantizer keeps its unit files when the cache is on (shared by compile,
+    verify, eval and generate of the same inputs)."""
+    d = cache_dir()
+    return None if d is None else d / "stream"
 
 
 def _atomic_save(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -1,96 +1,102 @@
 """The quantized reference: the PyTorch model running exactly the etched codes and scales, with
-the die's activation arithmetic (docs/die-model.md, "Arithmetic"). The emulator must agree with it.
+the die's activation arithmetic (`quant/arith.py`; docs/die-model.md, "Arithmetic"). The emulator
+must agree with it. Also the entry points that give a chip's codes (`etched_codes`: the streamed
+quantizer with calibration data, round-to-nearest without) and the measured-sensitivity callback.
 
-- Every MAC tile input is quantized to signed `act_bits` integers with one fp32 scale per weight
-  group (absmax / (2^(act_bits-1) - 1), round half to even).
 - Weight matrices are codes x fp16 group scales; the embedding lookup returns a dequantized row.
 - Norm gains are fp16; RoPE inverse frequencies fp32.
 """
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
 import networkx as nx
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from taalas_compile.config.recipe import QuantCfg
 from taalas_compile.model.llama import Llama, build_model
 from taalas_compile.model.weights import WeightSource
-from taalas_compile.quant.cache import cache_key, cached_json, cached_qweights
+from taalas_compile.quant.arith import QLinear, quantize_activation
+from taalas_compile.quant.cache import cache_key, cached_json, stream_store, weights_id
 from taalas_compile.quant.calibrate import Calibration, gptq_model
-from taalas_compile.quant.codes import QTensor, QuantSpec, quantize_tensor, round_fp16
+from taalas_compile.quant.codes import QTensor, QuantSpec, round_fp16
+from taalas_compile.quant.etched import Etched
 from taalas_compile.quant.plan import weight_params
+from taalas_compile.quant.proxy import measure_proxy
 from taalas_compile.quant.sensitivity import measure_sensitivity
+from taalas_compile.quant.stream import StreamResult, quantize_stream, resolve_device
 from taalas_compile.quant.tune import tune_end_to_end
 
-
-def quantize_activation(x: torch.Tensor, group: int, bits: int) -> torch.Tensor:
-    """Fake-quantize the last axis of x [..., n] in groups of `group` (last group ragged)."""
-    n = x.shape[-1]
-    qmax = (1 << (bits - 1)) - 1
-    pad = -n % group
-    xp = F.pad(x.float(), (0, pad)).reshape(*x.shape[:-1], -1, group)  # [..., ng, g]
-    scale = xp.abs().amax(dim=-1, keepdim=True) / qmax  # fp32 per group
-    q = torch.where(scale > 0, torch.round(xp / torch.where(scale > 0, scale, 1.0)), 0.0)
-    return (q.clamp(-qmax, qmax) * scale).reshape(*x.shape[:-1], -1)[..., :n]
+__all__ = ["QLinear", "quantize_activation", "etched_codes", "quantize_weights", "quantize_in_memory", "build_quant_model",
+           "sensitivity_of", "weights_id"]
 
 
-class QLinear(nn.Module):
-    """y = dequant(W) @ quantize_activation(x): the arithmetic of a MAC tile."""
-
-    def __init__(self, q: QTensor, act_bits: int):
-        super().__init__()
-        self.register_buffer("weight", q.dequantize())  # [out, in] float32
-        self.group, self.act_bits = q.group, act_bits
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(quantize_activation(x, self.group, self.act_bits), self.weight)
+def etched_codes(source: WeightSource, plan: dict[str, QuantSpec], cfg: QuantCfg, calib: Calibration | None, act_bits: int,
+                 store: Path | None = None, *, device: str = "auto", bar: Callable | None = None,
+                 on_unit: Callable[[str], None] = lambda unit: None) -> tuple[Etched, StreamResult | None]:
+    """Where every planned tensor's etched codes come from. Without calibration data (or with
+    method "rtn"): round-to-nearest + clip search of the checkpoint, by whoever reads them. With it:
+    the streamed quantizer (`quant/stream.py`) writes one file per unit into `store` (default: the
+    quant cache, `$TAALAS_CACHE/stream`; with the cache off, a temporary directory the caller owns)."""
+    if calib is None or cfg.method == "rtn":
+        return Etched(source, dict(plan), cfg.clip_search), None
+    if store is None:
+        store = stream_store() or Path(tempfile.mkdtemp(prefix="taalas-quant-"))
+    res = quantize_stream(source, plan, cfg, calib, act_bits, store, device=device, bar=bar, on_unit=on_unit)
+    return res.etched, res
 
 
 def quantize_weights(source: WeightSource, plan: dict[str, QuantSpec], cfg: QuantCfg, calib: Calibration | None,
                      act_bits: int) -> dict[str, QTensor]:
-    """Every planned weight tensor quantized: GPTQ layer by layer when the recipe asks for it and
-    there is calibration data, else round-to-nearest with (MSE) clip search, tensor by tensor;
-    then, with calibration data and `cfg.tune_steps`, the scales (and codes) fitted end to end. Calibrated
-    results are cached by content (`quant/cache.py`)."""
-    if calib is None:
-        return {name: quantize_tensor(source.get(name), spec, cfg.clip_search) for name, spec in plan.items()}
-
-    def compute() -> dict[str, QTensor]:
-        if cfg.method == "gptq":
-            qw = gptq_model(source, plan, calib, act_bits, damp=cfg.damp, act_order=cfg.act_order, clip_search=cfg.clip_search,
-                            correct=cfg.correct, make_qlinear=lambda q: QLinear(q, act_bits),
-                            act_quant=lambda x, group: quantize_activation(x, group, act_bits))
-        else:
-            qw = {name: quantize_tensor(source.get(name), spec, cfg.clip_search) for name, spec in plan.items()}
-        return tune_end_to_end(source, qw, calib.tokens, act_bits, steps=cfg.tune_steps, lr=cfg.tune_lr, batch=cfg.tune_batch,
-                               codes_lr=cfg.tune_codes_lr)
-
-    key = cache_key("qweights", {"weights": weights_id(source), "calib": calib.tokens, "act_bits": act_bits,
-                                 "plan": {n: [s.bits, s.group] for n, s in plan.items()}, "cfg": cfg.model_dump(mode="json", exclude={"calib"})})
-    return cached_qweights(key, compute)
+    """Every planned tensor's etched codes, whole (models that fit in memory: references, tests)."""
+    with tempfile.TemporaryDirectory(prefix="taalas-quant-") as tmp:
+        etched, _ = etched_codes(source, plan, cfg, calib, act_bits, stream_store() or Path(tmp), device=cfg.device)
+        return {name: etched.tensor(name) for name in plan}
 
 
-def weights_id(source: WeightSource) -> dict:
-    """The weights' identity without the path they were opened by."""
-    f = source.fingerprint()
-    return {"kind": f.get("kind"), "seed": f.get("seed"), "sha256": [x["sha256"] for x in f.get("files", [])]}
+def quantize_in_memory(source: WeightSource, plan: dict[str, QuantSpec], cfg: QuantCfg, calib: Calibration,
+                       act_bits: int) -> dict[str, QTensor]:
+    """The former whole-model path (GPTQ over the model in memory, then end-to-end tuning), kept to
+    check the streamed quantizer against (tests/quant/test_stream.py) and for benchmarks."""
+    qw = gptq_model(source, plan, calib, act_bits, damp=cfg.damp, act_order=cfg.act_order, clip_search=cfg.clip_search,
+                    correct=cfg.correct, make_qlinear=lambda q: QLinear(q, act_bits),
+                    act_quant=lambda x, group: quantize_activation(x, group, act_bits))
+    return tune_end_to_end(source, qw, calib.tokens, act_bits, steps=cfg.tune_steps, lr=cfg.tune_lr, batch=cfg.tune_batch,
+                           codes_lr=cfg.tune_codes_lr)
 
 
 def sensitivity_of(source: WeightSource, calib: Calibration | None, cfg: QuantCfg, act_bits: int):
     """The measured-sensitivity callback `allocate_bits` takes (None without calibration data)."""
     if calib is None:
         return None
-    tokens = calib.tokens[: cfg.sensitivity_windows]
+    kind = sensitivity_kind(source, cfg)
+    n, s = calib.tokens.shape
+    windows = cfg.sensitivity_windows if kind == "kl" else max(1, min(cfg.sensitivity_windows, -(-PROXY_TOKENS // s)))
+    tokens = calib.tokens[:windows]
 
     def measure(names: list[str], options: list[QuantSpec]) -> dict[str, list[float]]:
-        key = cache_key("sensitivity", {"weights": weights_id(source), "calib": tokens, "act_bits": act_bits, "names": names,
-                                        "options": [[o.bits, o.group] for o in options], "clip": cfg.clip_search})
+        key = cache_key(f"sensitivity-{kind}", {"weights": weights_id(source), "calib": tokens, "act_bits": act_bits, "names": names,
+                                                "options": [[o.bits, o.group] for o in options], "clip": cfg.clip_search})
+        if kind == "hessian":
+            return cached_json(key, lambda: measure_proxy(source, names, options, tokens, cfg.clip_search, resolve_device(cfg.device)))
         return cached_json(key, lambda: measure_sensitivity(source, names, options, tokens, cfg.clip_search,
                                                             lambda q: QLinear(q, act_bits)))
 
     return measure
+
+
+PROXY_TOKENS = 4096  # calibration tokens the proxy's float pass runs on (whole windows, at least one)
+
+
+def sensitivity_kind(source: WeightSource, cfg: QuantCfg) -> str:
+    """"kl" (a forward pass per tensor and option) or "hessian" (one streamed pass, quant/proxy.py)."""
+    if cfg.sensitivity != "auto":
+        return cfg.sensitivity
+    return "kl" if source.args.n_params <= cfg.kl_max_weights else "hessian"
 
 
 def build_quant_model(source: WeightSource, qweights: dict[str, QTensor], act_bits: int) -> Llama:

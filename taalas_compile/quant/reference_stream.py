@@ -2,11 +2,12 @@
 as two PyTorch models (llama-3.1-8b: 32 GB of float weights).
 
 Teacher-forced: the whole token sequence goes through a layer at once (causal attention), then the
-layer's weights are freed. Each tensor is quantized by the very call the compile makes
-(`quantize_tensor`, round-to-nearest + clip search, exact per (row, group)), so the codes are the
-etched ones without holding the model: the embedding quantizes only the rows of the tokens fed,
-the output head one band of rows at a time. Arithmetic as `quant/reference.py` (QLinear, fp16 norm
-gains, the die's KV-cache format).
+layer's weights are freed. Every tensor's codes come through `Etched.rows` (quant/etched.py), the
+very function the compile's block jobs build the ROM images with — the streamed quantizer's unit
+files for calibrated codes, round-to-nearest + clip search of the checkpoint's rows otherwise — so
+the codes are the etched ones without holding the model: the embedding reads only the rows of the
+tokens fed, the output head one band of rows at a time. Arithmetic as `quant/arith.py` (QLinear),
+fp16 norm gains, the die's KV-cache format.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from torch import nn
 from taalas_compile.model.llama import DecoderLayer, RMSNorm
 from taalas_compile.model.rope import inv_freq
 from taalas_compile.model.weights import WeightSource
-from taalas_compile.quant.codes import QuantSpec, quantize_tensor, round_fp16
-from taalas_compile.quant.reference import QLinear, quantize_activation
+from taalas_compile.quant.arith import QLinear, quantize_activation
+from taalas_compile.quant.codes import round_fp16
+from taalas_compile.quant.etched import Etched
 
 HEAD_BAND = 8192  # output-head rows quantized and applied at a time
 
@@ -65,10 +67,12 @@ def _float_linear(name: str, w: torch.Tensor) -> nn.Module:
     return lin
 
 
-def run_streamed(source: WeightSource, plan: dict[str, QuantSpec], tokens: list[int], act_bits: int, kv_bits: int,
-                 clip_search: bool, emit: Callable[[str, np.ndarray], None] = lambda stage, h: None) -> StreamedReference:
-    """Both models on `tokens` (one sequence, positions 0..T-1), layer by layer. `emit(stage, h)`
-    gets each quantized hidden state as soon as it is computed (then "logits")."""
+def run_streamed(etched: Etched, tokens: list[int], act_bits: int, kv_bits: int,
+                 emit: Callable[[str, np.ndarray], None] = lambda stage, h: None) -> StreamedReference:
+    """Both models on `tokens` (one sequence, positions 0..T-1), layer by layer, the quantized one
+    on the codes `etched` gives. `emit(stage, h)` gets each quantized hidden state as soon as it is
+    computed (then "logits")."""
+    source = etched.source
     args = source.args
     emb = "model.embed_tokens.weight"
     head = emb if args.tie_embeddings else "lm_head.weight"
@@ -76,13 +80,13 @@ def run_streamed(source: WeightSource, plan: dict[str, QuantSpec], tokens: list[
     with torch.no_grad():
         rows = [source.rows(emb, t, t + 1) for t in tokens]
         hf = torch.cat(rows)[None]  # [1, T, dim]
-        hq = torch.cat([quantize_tensor(r, plan[emb], clip_search).dequantize() for r in rows])[None]
+        hq = torch.cat([etched.rows(emb, t, t + 1).dequantize() for t in tokens])[None]
         hidden["embed"] = hq[0].numpy().copy()
         emit("embed", hidden["embed"])
         for i in range(args.n_layers):
 
             def qlinear(name: str, w: torch.Tensor) -> nn.Module:
-                return QLinear(quantize_tensor(w, plan[name], clip_search), act_bits)
+                return QLinear(etched.tensor(name), act_bits)
 
             hf = _layer(source, i, _float_linear, None, lambda w: w)(hf)
             hq = _layer(source, i, qlinear, kv_bits, round_fp16)(hq)
@@ -92,13 +96,12 @@ def run_streamed(source: WeightSource, plan: dict[str, QuantSpec], tokens: list[
         nf, nq = RMSNorm(args.dim, args.norm_eps), RMSNorm(args.dim, args.norm_eps)
         nf.weight, nq.weight = nn.Parameter(gain, requires_grad=False), nn.Parameter(round_fp16(gain), requires_grad=False)
         xf, xq = nf(hf)[0], nq(hq)[0]
-        spec = plan[head]
-        xq = quantize_activation(xq, spec.group, act_bits)
+        xq = quantize_activation(xq, etched.specs[head].group, act_bits)
         f_logits = np.empty((len(tokens), args.vocab_size), np.float32)
         q_logits = np.empty_like(f_logits)
         for r0 in range(0, args.vocab_size, HEAD_BAND):
             w = source.rows(head, r0, r0 + HEAD_BAND)
             f_logits[:, r0 : r0 + len(w)] = F.linear(xf, w).numpy()
-            q_logits[:, r0 : r0 + len(w)] = F.linear(xq, quantize_tensor(w, spec, clip_search).dequantize()).numpy()
+            q_logits[:, r0 : r0 + len(w)] = F.linear(xq, etched.rows(head, r0, r0 + len(w)).dequantize()).numpy()
     emit("logits", q_logits)
     return StreamedReference(hidden, q_logits, f_logits)

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from taalas_compile.model.weights import WeightSource
+from taalas_compile.quant.arith import quantize_activation
 from taalas_compile.quant.calibrate import calib_model
 from taalas_compile.quant.codes import FP16_TINY, QTensor, code_range
 from taalas_compile.quant.sensitivity import _logprobs
@@ -53,8 +54,6 @@ class _Scaled(nn.Module):
         return self.codes() * self.scales().repeat_interleave(self.group, dim=1)[:, : self.u.shape[1]]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from taalas_compile.quant.reference import quantize_activation
-
         xq = x + (quantize_activation(x, self.group, self.act_bits) - x).detach()  # straight-through
         return F.linear(xq, self.weight())
 

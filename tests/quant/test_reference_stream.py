@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from taalas_compile.inputs import resolve
+from taalas_compile.quant.etched import Etched
 from taalas_compile.quant.reference_stream import run_streamed
 from taalas_compile.reference import build_references
 
@@ -14,7 +15,7 @@ def test_layer_by_layer_equals_the_whole_models():
     refs = build_references(inp)
     seq = [1, 5, 9, 200, 17, 3]
     a = inp.die.arith
-    s = run_streamed(inp.source, refs.plan, seq, a.act_bits, a.kv_bits, inp.recipe.quant.clip_search)
+    s = run_streamed(Etched(inp.source, refs.plan, inp.recipe.quant.clip_search), seq, a.act_bits, a.kv_bits)
     with torch.no_grad():
         x = torch.tensor([seq])
         q, f = refs.quant_model(x)[0].numpy(), refs.float_model(x)[0].numpy()

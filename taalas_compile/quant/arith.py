@@ -1,0 +1,43 @@
+"""The die's arithmetic as the PyTorch references run it (docs/die-model.md, "Arithmetic"): the
+one module the quantizer, the tuning and the quantized references share, importing nothing of them.
+
+- Every MAC tile input is quantized to signed `act_bits` integers with one fp32 scale per weight
+  group (absmax / (2^(act_bits-1) - 1), round half to even).
+- Weight matrices are codes x fp16 group scales (`QTensor.dequantize`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from taalas_compile.quant.codes import QTensor
+
+_TINY = torch.finfo(torch.float32).tiny  # a zero group's scale: 0 / tiny = 0, as the die gives
+
+
+def quantize_activation(x: torch.Tensor, group: int, bits: int) -> torch.Tensor:
+    """Fake-quantize the last axis of x [..., n] in groups of `group` (last group ragged).
+
+    One new tensor and in-place passes over it: this runs on every MAC input of every forward pass."""
+    n = x.shape[-1]
+    qmax = (1 << (bits - 1)) - 1
+    pad = -n % group
+    xp = (F.pad(x.float(), (0, pad)) if pad else x.float()).reshape(*x.shape[:-1], -1, group)  # [..., ng, g]
+    scale = xp.abs().amax(dim=-1, keepdim=True).div_(qmax)  # fp32 per group
+    q = torch.div(xp, scale.clamp(min=_TINY)).round_().clamp_(-qmax, qmax).mul_(scale)
+    q = q.reshape(*x.shape[:-1], -1)
+    return q[..., :n] if pad else q
+
+
+class QLinear(nn.Module):
+    """y = dequant(W) @ quantize_activation(x): the arithmetic of a MAC tile."""
+
+    def __init__(self, q: QTensor, act_bits: int, device: str | torch.device = "cpu"):
+        super().__init__()
+        self.register_buffer("weight", q.dequantize().to(device))  # [out, in] float32
+        self.group, self.act_bits = q.group, act_bits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(quantize_activation(x, self.group, self.act_bits), self.weight)
