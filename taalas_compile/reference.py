@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,14 +16,19 @@ from taalas_compile.errors import UserError
 from taalas_compile.files import read_json, write_atomic
 from taalas_compile.frontend.lower import lower_args
 from taalas_compile.inputs import CalibSource, Inputs, calibration_of, open_source
+from taalas_compile.manifest import FORMAT as MANIFEST_FORMAT
+from taalas_compile.manifest import VERSION as MANIFEST_VERSION
 from taalas_compile.manifest import sha256
 from taalas_compile.model.llama import Llama, build_model
 from taalas_compile.model.tokenizer import load_tokenizer
+from taalas_compile.quant.cache import stream_store
 from taalas_compile.quant.calibrate import Calibration
 from taalas_compile.quant.codes import QTensor, QuantSpec
+from taalas_compile.quant.etched import Etched
 from taalas_compile.quant.plan import Allocation, allocate_bits
 from taalas_compile.quant.reference import (
     build_quant_model,
+    etched_codes,
     quantize_weights,
     sensitivity_of,
 )
@@ -54,8 +60,68 @@ def build_references(inp: Inputs) -> References:
     return References(g, alloc.plan, qw, build_model(inp.source), quant, alloc, calib)
 
 
+# Keys every reader of a chip relies on (paths through nested objects): checked once, here, so
+# a damaged or foreign manifest.json is one line naming the key instead of a KeyError deep inside.
+MANIFEST_KEYS: dict[str, type | tuple[type, ...]] = {
+    "recipe.name": str, "recipe.path": str, "recipe.settings": dict, "recipe.settings.target.context": int,
+    "die.name": str, "die.path": str, "weights": dict, "outputs": dict,
+    "figures.params": int, "figures.bits_per_weight": (int, float), "figures.fit": dict, "bits": dict,
+}
+
+
 def read_manifest(out: Path) -> dict:
-    return read_json(out / "manifest.json", "is this a compile output directory?")
+    """`out`/manifest.json, checked: a taalas-manifest of this compiler's version holding every key
+    the chip's readers use (verify, emulate, plan)."""
+    path = out / "manifest.json"
+    man = read_json(path, "is this a compile output directory?")
+    if not isinstance(man, dict) or man.get("format") != MANIFEST_FORMAT:
+        raise UserError(f"{path}: not a {MANIFEST_FORMAT} file (is this a compile output directory?)")
+    if man.get("version") != MANIFEST_VERSION:
+        raise UserError(f"{path}: manifest version {man.get('version')!r}, this compiler reads version "
+                        f"{MANIFEST_VERSION}: compile the chip again")
+    for key, kind in MANIFEST_KEYS.items():
+        value = _lookup(man, key)
+        if value is _MISSING:
+            raise UserError(f"{path}: no '{key}' (damaged or hand-edited?): compile the chip again")
+        if not isinstance(value, kind):
+            raise UserError(f"{path}: '{key}' is {value!r}, not a {_kind_name(kind)} (damaged or hand-edited?): "
+                            "compile the chip again")
+    return man
+
+
+_MISSING = object()
+
+
+def _lookup(doc: dict, dotted: str) -> object:
+    """doc["a"]["b"] for "a.b", or _MISSING."""
+    for part in dotted.split("."):
+        if not isinstance(doc, dict) or part not in doc:
+            return _MISSING
+        doc = doc[part]
+    return doc
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    return " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+
+
+def chip_context(man: dict) -> int:
+    """Token positions per sequence the chip's KV SRAM holds (recipe target.context)."""
+    return int(man["recipe"]["settings"]["target"]["context"])
+
+
+def check_tokens(man: dict, tokens: int, prompt: int = 1, what: str = "--tokens") -> None:
+    """Refuse a run of `tokens` generated (or verified) tokens after a `prompt` of that many tokens
+    (1: BOS alone, as verify runs) unless it is at least one token and fits the chip's context: the
+    emulator feeds prompt + tokens - 1 positions, and a run past the KV cache would fail only after
+    minutes of emulation (or, with --tokens 0, print nothing and succeed)."""
+    if tokens < 1:
+        raise UserError(f"{what} {tokens}: nothing to run; give 1 or more")
+    ctx = chip_context(man)
+    if prompt + tokens - 1 > ctx:
+        lead = f"{prompt}-token prompt + " if prompt > 1 else ""
+        raise UserError(f"{what} {tokens}: {lead}{tokens} tokens exceed the chip's {ctx}-token context "
+                        f"(recipe target.context); give {what} {max(ctx - prompt + 1, 0)} or fewer")
 
 
 def chip_die(out: Path, man: dict) -> Die:
@@ -104,10 +170,7 @@ def streamed_reference(out: Path, tokens: list[int], stages: Path | None = None)
     (`STAGE.npy`, atomically), for a consumer in another process."""
     man = read_manifest(out)
     inp = inputs_of_chip(out, man)
-    if inp.calib is not None:
-        raise UserError("the layer-by-layer reference re-quantizes tensor by tensor; this chip's codes come from "
-                        "calibrated quantization (GPTQ, tuning) over the whole model")
-    alloc = allocate_bits(lower_args(inp.source.args), inp.recipe.quant, inp.die, None)
+    etched = chip_codes(out, man, inp)
     a = inp.die.arith
 
     def emit(stage: str, h: np.ndarray) -> None:
@@ -118,4 +181,25 @@ def streamed_reference(out: Path, tokens: list[int], stages: Path | None = None)
 
             write_atomic(stages / f"{stage}.npy", save)
 
-    return run_streamed(inp.source, alloc.plan, tokens, a.act_bits, a.kv_bits, inp.recipe.quant.clip_search, emit)
+    return run_streamed(etched, tokens, a.act_bits, a.kv_bits, emit)
+
+
+def chip_codes(out: Path, man: dict, inp: Inputs) -> Etched:
+    """Where a compiled chip's codes come from, by the calls the compile made (same calibration
+    windows, allocation and quantizer): the streamed quantizer's unit files (found in the quant
+    cache, else quantized again, layer by layer, into a temporary directory), checked against the
+    sha256 the manifest records for each unit; round-to-nearest without calibration data."""
+    q = inp.recipe.quant
+    calib = calibration_of(inp)
+    alloc = allocate_bits(lower_args(inp.source.args), q, inp.die, sensitivity_of(inp.source, calib, q, inp.die.arith.act_bits))
+    if calib is None:
+        return etched_codes(inp.source, alloc.plan, q, None, inp.die.arith.act_bits)[0]
+    store = stream_store() or Path(tempfile.mkdtemp(prefix="taalas-quant-"))
+    etched, res = etched_codes(inp.source, alloc.plan, q, calib, inp.die.arith.act_bits, store, device=q.device)
+    want = {u["unit"]: u["sha256"] for u in (man.get("quant", {}).get("stream") or {}).get("units", [])}
+    got = {u["unit"]: u["sha256"] for u in res.units} if res else {}
+    if want and want != got:
+        bad = sorted(u for u in want if got.get(u) != want[u])
+        raise UserError(f"the codes quantized again for {out} differ from the compiled ones in units {bad[:3]} "
+                        f"(another device or compiler version?)")
+    return etched

@@ -11,6 +11,7 @@ import torch
 
 from taalas_compile.backend.netlist import read_netlist
 from taalas_compile.config.die import Die
+from taalas_compile.die import rom_format as rf
 from taalas_compile.emulator.chip import from_netlist
 from taalas_compile.emulator.cycles import CycleModel
 from taalas_compile.emulator.lora import load_lora
@@ -30,19 +31,44 @@ from taalas_compile.model.tokenizer import Tokenizer
 from taalas_compile.quant.plan import bits_per_weight
 from taalas_compile.reference import (
     build_references,
+    check_tokens,
     chip_die,
     inputs_of_chip,
     read_manifest,
 )
 
 
-def prompt_ids(prompt: str, tok: Tokenizer | None, bos: int) -> list[int]:
+def prompt_ids(prompt: str, tok: Tokenizer | None, bos: int, vocab: int) -> list[int]:
+    """BOS + the prompt's tokens: encoded by `tok`, or given as token ids when there is none."""
     if tok is not None:
-        return tok.encode(prompt, bos=True)
-    try:
-        return [bos] + [int(x) for x in prompt.split()]
-    except ValueError:
-        raise UserError("this chip has no tokenizer: give the prompt as token ids separated by spaces") from None
+        ids = tok.encode(prompt, bos=True)
+    else:
+        try:
+            ids = [bos] + [int(x) for x in prompt.split()]
+        except ValueError:
+            raise UserError("this chip has no tokenizer: give the prompt as token ids separated by spaces") from None
+    check_ids(ids, vocab)
+    return ids
+
+
+def check_ids(ids: list[int], vocab: int) -> None:
+    """Every token id must index the `vocab`-row embedding: a negative id would wrap around (Python
+    indexing) and generate from the wrong token, one past the end has no row at all."""
+    bad = next((i for i in ids if not 0 <= i < vocab), None)
+    if bad is not None:
+        raise UserError(f"prompt token id {bad} is outside the model's {vocab}-token vocabulary: give ids 0..{vocab - 1}")
+
+
+def check_count(n: int, what: str, least: int, why: str) -> None:
+    """A count from the command line (--tokens, --context, ...) below `least` would run nothing,
+    or crash deep inside: refuse it first, saying `why`."""
+    if n < least:
+        raise UserError(f"{what} {n}: {why}; give {least} or more")
+
+
+def chip_vocab(emu: Emulator) -> int:
+    """The vocabulary etched in the chip: word 3 of its I/O tile's header (docs/file-formats.md)."""
+    return rf.parse_header(emu.chip.roms[emu.io][0])[3]
 
 
 @dataclass
@@ -81,10 +107,12 @@ def emulate_chip(out: Path, prompts: list[str], n: int, lora: Path | None = None
     """Greedy generation on the emulator for every prompt at once (sequences in flight), with an
     optional LoRA adapter loaded into the chip's SRAM; `trace` also runs the quantized reference on
     the first sequence and compares them layer by layer (`trace_out`: save both as safetensors)."""
+    check_count(n, "--tokens", 1, "nothing to generate")
     man, emu, die, tok = load_chip(out)
+    ids = [prompt_ids(p, tok, man.get("bos_id", 1), chip_vocab(emu)) for p in prompts]
+    check_tokens(man, n, max(map(len, ids)))
     adapter = load_adapter(lora) if lora is not None else None
     load_lora(emu, adapter)
-    ids = [prompt_ids(p, tok, man.get("bos_id", 1)) for p in prompts]
     try:
         new = emu.generate_batch(ids, n)
         timing = CycleModel(emu, die).report(emu.positions)
@@ -110,31 +138,38 @@ def trace_chip(out: Path, man: dict, emu: Emulator, tokens: list[int], adapter, 
 
 
 def generate_reference(recipe, weights, tokenizer, die, prompt: str, n: int, precision: str, calib: Path | None = None):
+    check_count(n, "--tokens", 1, "nothing to generate")
     inp = resolve(recipe, weights, tokenizer, die, calib)
+    ids = prompt_ids(prompt, inp.tokenizer, inp.tokenizer.bos_id if inp.tokenizer else 1, inp.source.args.vocab_size)
+    if len(ids) + n > inp.source.args.max_seq_len:
+        raise UserError(f"{len(ids)} prompt + {n} new tokens exceed the model's {inp.source.args.max_seq_len}-token context")
     if precision == "quant":
         model = build_references(inp).quant_model
     else:
         from taalas_compile.model.llama import build_model
 
         model = build_model(inp.source)
-    ids = prompt_ids(prompt, inp.tokenizer, inp.tokenizer.bos_id if inp.tokenizer else 1)
-    if len(ids) + n > inp.source.args.max_seq_len:
-        raise UserError(f"{len(ids)} prompt + {n} new tokens exceed the model's {inp.source.args.max_seq_len}-token context")
     with torch.no_grad():
         return ids, greedy(model, ids, n), inp.tokenizer
 
 
 def evaluate(recipe, weights, tokenizer, die, text: Path, context: int, max_tokens: int | None, calib: Path | None = None) -> dict:
+    """Every input is checked before the references are built (which takes the longest)."""
+    check_count(context, "--context", 2, "a window holds BOS and at least one token to score")
+    if max_tokens is not None:
+        check_count(max_tokens, "--max-tokens", 2, "the text's BOS counts, and at least one token must be scored")
+    if not text.is_file():
+        raise UserError(f"text file not found: {text}")
     inp = resolve(recipe, weights, tokenizer, die, calib)
     if inp.tokenizer is None:
         raise UserError("eval needs --tokenizer to turn the text into tokens")
-    if not text.is_file():
-        raise UserError(f"text file not found: {text}")
     if context > inp.source.args.max_seq_len:
         raise UserError(f"--context {context} exceeds the model's {inp.source.args.max_seq_len}-token context")
-    refs = build_references(inp)
     stream = inp.tokenizer.encode(text.read_text(encoding="utf-8", errors="replace"), bos=True)
     windows = make_windows(stream, context, inp.tokenizer.bos_id, max_tokens)
+    if not windows:
+        raise UserError(f"text file {text} has no tokens to score: give a file with some text")
+    refs = build_references(inp)
     with torch.no_grad():
         res = compare(refs.float_model, refs.quant_model, windows)
     res["bits_per_weight"] = bits_per_weight(refs.graph, refs.plan, inp.die)

@@ -11,11 +11,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file
 
 from taalas_compile.backend.blocks import TileMeta
 from taalas_compile.backend.masks import cell_name
 from taalas_compile.config.die import Die
+from taalas_compile.die import rom_format as rf
 from taalas_compile.die.geometry import Geometry
 from taalas_compile.errors import UserError
 from taalas_compile.files import read_json, write_atomic
@@ -79,8 +79,18 @@ def read_placement(out: Path) -> tuple[Placement, dict]:
 
 
 def read_block_roms(out: Path, doc: dict, block: str) -> dict[str, np.ndarray]:
-    """The expected ROM images of one layer block's tiles."""
+    """The expected ROM images of one layer block's tiles. A file that cannot be read, or lacks a
+    tile of its block, is a damaged compile output (one-line error); digits that differ from the
+    recorded sha256 are sign-off's to find (signoff/lvs.py check_netlist_roms)."""
     f = out / doc["roms"][block]
     if not f.is_file():
         raise UserError(f"{f}: missing (listed in {out / 'netlist.json'})")
-    return load_file(str(f))
+    try:
+        images = rf.read_rom_file(f)
+    except rf.RomFormatError as e:
+        raise UserError(f"{f}: damaged ROM file: {e}; compile the chip again") from None
+    missing = [t["name"] for t in doc["tiles"] if t["block"] == block and t["name"] not in images]
+    if missing:
+        raise UserError(f"{f}: damaged ROM file: no image of tile '{missing[0]}'"
+                        f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}; compile the chip again")
+    return images

@@ -43,11 +43,11 @@ class Layers(Strict):
 class Rules(Strict):
     """Design rules of the two customisable layers, nm."""
 
-    metal_width: int  # minimum metal width
-    metal_space: int  # minimum metal-to-metal spacing
-    via_size: int  # vias are squares of exactly this side
-    via_space: int  # minimum via-to-via spacing
-    via_enclosure: int  # metal must extend at least this far past every via edge
+    metal_width: int = Field(gt=0)  # minimum metal width
+    metal_space: int = Field(gt=0)  # minimum metal-to-metal spacing
+    via_size: int = Field(gt=0)  # vias are squares of exactly this side
+    via_space: int = Field(gt=0)  # minimum via-to-via spacing
+    via_enclosure: int = Field(ge=0)  # metal must extend at least this far past every via edge
 
 
 class Cell(Strict):
@@ -57,8 +57,8 @@ class Cell(Strict):
     of the fixed fabric below, so a cell stores one octal digit.
     """
 
-    pitch: int  # cell pitch in x and y, nm
-    site_pitch: int  # distance between via-site centres inside the cell, nm
+    pitch: int = Field(gt=0)  # cell pitch in x and y, nm
+    site_pitch: int = Field(gt=0)  # distance between via-site centres inside the cell, nm
 
 
 class RomArray(Strict):
@@ -92,16 +92,16 @@ class Tiles(Strict):
     vu: VectorUnit
     sram: SramTile
     io: IoTile
-    margin: int  # keep-out from the tile edge to its ROM array, nm
-    pin_pitch: int  # spacing of the tile's pins along its bottom edge, nm
-    pin_area: int  # height reserved under the ROM array for pins, nm
+    margin: int = Field(ge=0)  # keep-out from the tile edge to its ROM array, nm
+    pin_pitch: int = Field(gt=0)  # spacing of the tile's pins along its bottom edge, nm
+    pin_area: int = Field(ge=0)  # height reserved under the ROM array for pins, nm
 
 
 class Grid(Strict):
     """Sites of the die. `rows` lists site rows bottom to top, one letter per site:
     M mac, V vector unit, S SRAM, I I/O."""
 
-    rows: list[str]
+    rows: list[str] = Field(min_length=1)
 
     @cached_property
     def n_rows(self) -> int:
@@ -115,22 +115,22 @@ class Grid(Strict):
 class Routing(Strict):
     """Prefabricated fabric for inter-tile nets (see docs/die-model.md)."""
 
-    channel_tracks: int  # custom-metal tracks in the channel under each site row
-    track_pitch: int  # nm
-    feedthroughs: int  # fixed vertical segments per column gap per site row
-    feedthrough_pitch: int  # nm
-    channel_margin: int  # nm between a channel's outer tracks and the tiles
+    channel_tracks: int = Field(ge=0)  # custom-metal tracks in the channel under each site row
+    track_pitch: int = Field(gt=0)  # nm
+    feedthroughs: int = Field(ge=0)  # fixed vertical segments per column gap per site row
+    feedthrough_pitch: int = Field(gt=0)  # nm
+    channel_margin: int = Field(ge=0)  # nm between a channel's outer tracks and the tiles
 
 
 class Arithmetic(Strict):
     """What the tiles compute with; the emulator and the quantized reference follow this."""
 
-    act_bits: int = 8  # activations enter a MAC tile as signed integers, one scale per weight group
-    accumulator_bits: int = 32  # integer accumulator per group
+    act_bits: int = Field(default=8, gt=1)  # activations enter a MAC tile as signed integers, one scale per weight group
+    accumulator_bits: int = Field(default=32, gt=1)  # integer accumulator per group
     scale_format: Literal["fp16"] = "fp16"  # per-group weight scales as etched
     bus_format: Literal["fp32"] = "fp32"  # vectors between tiles
-    weight_bits: list[int] = [3, 6]  # code widths the MAC cells implement
-    kv_bits: int = 8  # KV-cache element width: K and V stored as signed kv_bits-bit integers
+    weight_bits: list[Literal[3, 6]] = Field(default=[3, 6], min_length=1)  # code widths the MAC cells implement
+    kv_bits: int = Field(default=8, gt=1)  # KV-cache element width: K and V stored as signed kv_bits-bit integers
     kv_format: Literal["int_token_fp16"] = "int_token_fp16"  # one fp16 scale per (token, KV head); docs/emulator.md
     lora_format: Literal["fp16"] = "fp16"  # LoRA A and B matrices as stored in SRAM
 
@@ -140,8 +140,8 @@ class Arithmetic(Strict):
 
 
 class Clock(Strict):
-    mhz: float  # core clock
-    hop_cycles: int = 2  # pipeline-register cycles for one tile-to-tile hop
+    mhz: float = Field(gt=0)  # core clock
+    hop_cycles: int = Field(default=2, ge=0)  # pipeline-register cycles for one tile-to-tile hop
 
 
 class Timing(Strict):
@@ -157,20 +157,20 @@ class Fab(Strict):
     """Schedule figures for planning (weeks): the two custom masks on banked base wafers."""
 
     freeze_weeks: float = Field(default=1.0, ge=0)  # model freeze and quantization sign-off (team work)
-    mask_weeks: float  # making the two masks
-    process_weeks: float  # processing the two layers on banked base wafers
-    package_test_weeks: float
-    bring_up_weeks: float
+    mask_weeks: float = Field(ge=0)  # making the two masks
+    process_weeks: float = Field(ge=0)  # processing the two layers on banked base wafers
+    package_test_weeks: float = Field(ge=0)
+    bring_up_weeks: float = Field(ge=0)
     fix_weeks: float = Field(default=0.5, ge=0)  # finding and fixing the cause of a failed sign-off before recompiling
 
 
 class Power(Strict):
     """Watts per tile kind at full activity; a tile busy a fraction of each token draws that fraction."""
 
-    watts_per_mac_tile: float  # at full activity
-    watts_per_vu: float
-    watts_per_sram: float
-    static_watts: float  # leakage, clock tree and I/O of the whole die, whatever it runs
+    watts_per_mac_tile: float = Field(ge=0)  # at full activity
+    watts_per_vu: float = Field(ge=0)
+    watts_per_sram: float = Field(ge=0)
+    static_watts: float = Field(ge=0)  # leakage, clock tree and I/O of the whole die, whatever it runs
 
 
 class Link(Strict):

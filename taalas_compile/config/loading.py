@@ -17,7 +17,10 @@ def read_toml(path: Path, what: str) -> dict:
     if not path.is_file():
         raise UserError(f"{what} file not found: {path}")
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_bytes().decode("utf-8"))  # TOML is UTF-8 whatever the locale says
+    except UnicodeDecodeError as e:
+        raise UserError(f"{what} {path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); "
+                        "save it as UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{what} {path}: not valid TOML: {e}") from None
 
@@ -45,11 +48,14 @@ def validate(model: type[M], data: dict, where: str) -> M:
     except pydantic.ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if isinstance(err.get("input"), int | float | str | bool) and err["type"] not in ("missing", "extra_forbidden"):
+            loc += f" = {err['input']!r}"  # the value as given, so the user sees what to change
         more = f" (and {len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
         raise UserError(f"{where}: {loc}: {err['msg']}{more}") from None
 
 
 class Strict(pydantic.BaseModel):
-    """Base for config sections: unknown keys are errors, values are immutable."""
+    """Base for config sections: unknown keys are errors, values are immutable, and a float is
+    finite (TOML accepts `nan` and `inf`, which would reach the arithmetic and plan.json)."""
 
-    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

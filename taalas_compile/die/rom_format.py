@@ -17,7 +17,11 @@ array is unused (no pad, no vias are drawn there).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file
 
 NO_CELL = 255
 HEADER_WORDS = 11
@@ -178,3 +182,18 @@ def body_rows(img: np.ndarray) -> np.ndarray:
 
 def body_flat(img: np.ndarray) -> np.ndarray:
     return img[1:].reshape(-1)
+
+
+# --- files -----------------------------------------------------------------------------------
+def read_rom_file(path: Path) -> dict[str, np.ndarray]:
+    """The images of one `roms/BLOCK.safetensors` file, keyed by tile name. A file that is not
+    safetensors, or holds anything but 2-D uint8 digit arrays, is a RomFormatError: it was damaged
+    after the compile (the emulator and sign-off would otherwise fail deep inside, or cast it)."""
+    try:
+        images = load_file(str(path))
+    except SafetensorError as e:
+        raise RomFormatError(f"not a safetensors file ({e})") from None
+    for name, img in images.items():
+        if img.dtype != np.uint8 or img.ndim != 2:
+            raise RomFormatError(f"image '{name}' is {img.dtype} {list(img.shape)}, a ROM image is 2-D uint8 digits")
+    return images

@@ -11,14 +11,24 @@ another; mask making and processing of several dies run side by side.
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import networkx as nx
 
+from taalas_compile.errors import UserError
 from taalas_compile.plan.figures import die_ref, fig, src
 from taalas_compile.plan.masks import times
 from taalas_compile.plan.subject import Subject
 
 WEEK_S = 7 * 86400
+MAX_WEEKS = 10_000  # about 190 years: any later week is a typo, and dates past year 9999 do not exist
+
+
+def check_week(weeks: float, what: str = "--change-week") -> None:
+    """A week of the schedule a user gives: finite (NaN or infinity would be written into plan.json,
+    which JSON cannot hold) and between 0 and MAX_WEEKS."""
+    if not math.isfinite(weeks) or not 0 <= weeks <= MAX_WEEKS:
+        raise UserError(f"{what} {weeks:g}: give a number of weeks from 0 to {MAX_WEEKS:,}")
 
 
 def _task(g: nx.DiGraph, name: str, label: str, weeks: float, source: dict, after: list[str], die: int | None = None) -> None:
@@ -71,6 +81,7 @@ def _date(start: dt.date | None, weeks: float) -> str | None:
 
 
 def schedule_section(s: Subject, start: dt.date | None, change_week: float) -> dict:
+    check_week(change_week)
     g = task_graph(s)
     sch = schedule(g)
     tasks = [{"id": n, "label": g.nodes[n]["label"], "start_week": round(sch["start"][n], 6), "end_week": round(sch["end"][n], 6),

@@ -20,7 +20,7 @@ from pathlib import Path
 from taalas_compile.backend.netlist import read_netlist
 from taalas_compile.executor import ExecutorCfg
 from taalas_compile.mapper.ir import Placement
-from taalas_compile.reference import chip_die, read_manifest
+from taalas_compile.reference import check_tokens, chip_die, read_manifest
 from taalas_compile.signoff.drc import check_drc
 from taalas_compile.signoff.emulation import StreamingEmulation, emulation_check
 from taalas_compile.signoff.extract import extract, read_layout
@@ -41,6 +41,7 @@ def verify(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: N
     ExecutorCfg(jobs=jobs)  # --jobs must be at least 1, whichever path the chip takes
     t0 = time.perf_counter()
     man = read_manifest(out)
+    check_tokens(man, tokens)  # before minutes of reading and emulation
     pl, _, doc = read_netlist(out, roms=False)
     if doc["masks"].endswith(".oas") and man["figures"]["fit"]["digits_total"] > KLAYOUT_MAX_DIGITS:
         return verify_streaming(out, man, pl, doc, tokens, step, t0, jobs)
