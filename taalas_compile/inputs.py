@@ -10,7 +10,7 @@ from taalas_compile.config.die import Die, load_die
 from taalas_compile.config.recipe import Architecture, CalibCfg, Recipe, load_recipe
 from taalas_compile.errors import UserError
 from taalas_compile.model.args import ModelArgs, RopeScaling
-from taalas_compile.model.tokenizer import Tokenizer, load_tokenizer
+from taalas_compile.model.tokenizer import Tokenizer, bos_id_of, load_tokenizer
 from taalas_compile.model.weights import WeightSource, open_weights
 from taalas_compile.paths import DIES_DIR, RECIPES_DIR, ROOT
 from taalas_compile.quant.calibrate import Calibration, load_calibration
@@ -117,7 +117,7 @@ def calibration_of(inp: Inputs) -> Calibration | None:
         return None
     if c.context > inp.source.args.max_seq_len:
         raise UserError(f"calibration context {c.context} exceeds the model's {inp.source.args.max_seq_len}-token context")
-    bos = inp.tokenizer.bos_id if inp.tokenizer is not None else 1
+    bos = bos_id_of(inp.tokenizer, inp.source)
     return load_calibration(c.path, inp.tokenizer, c.start_token, c.tokens, c.context, bos)
 
 

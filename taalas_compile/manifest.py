@@ -11,6 +11,7 @@ import numpy as np
 
 from taalas_compile import __version__
 from taalas_compile.files import sha256_file as sha256
+from taalas_compile.model.tokenizer import bos_id_of
 from taalas_compile.plan.estimate import fit, performance
 from taalas_compile.quant.plan import bits_per_weight
 
@@ -48,7 +49,7 @@ def manifest(inp, c, out: Path, known: dict[str, str] | None = None) -> dict:
         "die": {"name": inp.die.name, "path": rel(inp.die_path, out), "sha256": sha256(inp.die_path)},
         "weights": weights,
         "tokenizer": None if inp.tokenizer_path is None else {"path": rel(inp.tokenizer_path, out), "sha256": sha256(inp.tokenizer_path)},
-        "bos_id": inp.tokenizer.bos_id if inp.tokenizer is not None else 1,
+        "bos_id": bos_id_of(inp.tokenizer, inp.source),
         "outputs": outputs,
         "figures": {
             "params": inp.source.args.n_params,

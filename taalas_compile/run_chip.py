@@ -27,7 +27,7 @@ from taalas_compile.inputs import resolve
 from taalas_compile.model.generate import greedy
 from taalas_compile.model.lora import apply_adapter, load_adapter
 from taalas_compile.model.perplexity import compare, make_windows
-from taalas_compile.model.tokenizer import Tokenizer
+from taalas_compile.model.tokenizer import Tokenizer, bos_id_of
 from taalas_compile.quant.plan import bits_per_weight
 from taalas_compile.reference import (
     build_references,
@@ -140,7 +140,7 @@ def trace_chip(out: Path, man: dict, emu: Emulator, tokens: list[int], adapter, 
 def generate_reference(recipe, weights, tokenizer, die, prompt: str, n: int, precision: str, calib: Path | None = None):
     check_count(n, "--tokens", 1, "nothing to generate")
     inp = resolve(recipe, weights, tokenizer, die, calib)
-    ids = prompt_ids(prompt, inp.tokenizer, inp.tokenizer.bos_id if inp.tokenizer else 1, inp.source.args.vocab_size)
+    ids = prompt_ids(prompt, inp.tokenizer, bos_id_of(inp.tokenizer, inp.source), inp.source.args.vocab_size)
     if len(ids) + n > inp.source.args.max_seq_len:
         raise UserError(f"{len(ids)} prompt + {n} new tokens exceed the model's {inp.source.args.max_seq_len}-token context")
     if precision == "quant":

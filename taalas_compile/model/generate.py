@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import torch
 
 from taalas_compile.model.llama import Llama
 
 
 @torch.inference_mode()
-def greedy(
-    model: Llama, prompt_ids: list[int], n_tokens: int, stop_at_eos: bool = False, eos_id: int = 2
-) -> list[int]:
-    """The `n_tokens` (fewer if stopped at `eos_id`) argmax tokens that follow `prompt_ids`."""
+def greedy(model: Llama, prompt_ids: list[int], n_tokens: int, stop_ids: Collection[int] = ()) -> list[int]:
+    """The `n_tokens` argmax tokens that follow `prompt_ids`; fewer when one of `stop_ids` (a
+    tokenizer's `eos_ids`: Llama 3.1 has three) is generated, which is the last token returned."""
     if not prompt_ids:
         raise ValueError("greedy needs at least one prompt token (usually BOS)")
     device = model.lm_head.weight.device
@@ -25,7 +26,7 @@ def greedy(
             pos += tokens.shape[1]
             nxt = int(logits[0, -1].argmax())
             out.append(nxt)
-            if stop_at_eos and nxt == eos_id:
+            if nxt in stop_ids:
                 break
             tokens = torch.tensor([[nxt]], dtype=torch.long, device=device)
         return out

@@ -11,6 +11,7 @@ from safetensors.torch import save_file
 
 from taalas_compile.errors import UserError
 from taalas_compile.model.args import ModelArgs
+from taalas_compile.model.tokenizer import special_ids
 from taalas_compile.model.weights import WeightSource, file_fingerprint
 
 INDEX = "model.safetensors.index.json"
@@ -58,6 +59,8 @@ class HFWeights:
         except UserError as e:
             raise UserError(f"{root / 'config.json'}: {e}") from None
         self.files = files
+        # BOS and EOS ids the checkpoint declares (generation_config.json, then config.json)
+        self.bos_id, self.eos_ids = special_ids(root)
         self._where: dict[str, Path] = {}  # tensor name -> file holding it
         self._handles: dict[Path, object] = {}
         shapes = self.args.param_shapes()
@@ -105,19 +108,22 @@ class HFWeights:
         self._handles = {f: safe_open(str(f), framework="pt") for f in self.files}
 
 
-def save_hf_checkpoint(directory: str | Path, source: WeightSource, shard_bytes: int | None = None) -> None:
-    """Write config.json and float32 safetensors: one model.safetensors, or shards + index."""
+def save_hf_checkpoint(directory: str | Path, source: WeightSource, shard_bytes: int | None = None,
+                       dtype: torch.dtype = torch.float32) -> None:
+    """Write config.json and safetensors of `dtype` (float32, or bfloat16 as Llama 3 ships):
+    one model.safetensors, or shards of at most `shard_bytes` + index."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.json").write_text(json.dumps(source.args.to_hf_config(), indent=2))
     shapes = source.args.param_shapes()
     if shard_bytes is None:
-        save_file({n: source.get(n).contiguous() for n in shapes}, str(directory / SINGLE), metadata={"format": "pt"})
+        save_file({n: source.get(n).to(dtype).contiguous() for n in shapes}, str(directory / SINGLE), metadata={"format": "pt"})
         return
+    itemsize = torch.empty(0, dtype=dtype).element_size()
     shards: list[list[str]] = [[]]
     size = 0
     for name, shape in shapes.items():
-        nbytes = 4 * int(torch.Size(shape).numel())
+        nbytes = itemsize * int(torch.Size(shape).numel())
         if shards[-1] and size + nbytes > shard_bytes:
             shards.append([])
             size = 0
@@ -126,8 +132,8 @@ def save_hf_checkpoint(directory: str | Path, source: WeightSource, shard_bytes:
     weight_map = {}
     for k, names in enumerate(shards):
         fname = f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors"
-        save_file({n: source.get(n).contiguous() for n in names}, str(directory / fname), metadata={"format": "pt"})
+        save_file({n: source.get(n).to(dtype).contiguous() for n in names}, str(directory / fname), metadata={"format": "pt"})
         weight_map.update({n: fname for n in names})
-    total = sum(4 * int(torch.Size(s).numel()) for s in shapes.values())
+    total = sum(itemsize * int(torch.Size(s).numel()) for s in shapes.values())
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
     (directory / INDEX).write_text(json.dumps(index, indent=2))

@@ -15,7 +15,8 @@ _BYTE_PIECE = re.compile(rb"<0x([0-9A-Fa-f]{2})>")
 
 class Tokenizer(Protocol):
     bos_id: int
-    eos_id: int
+    eos_id: int  # the first of eos_ids
+    eos_ids: tuple[int, ...]  # every id that ends a generation (Llama 3.1: end_of_text, eom, eot)
     vocab_size: int
 
     def encode(self, text: str, bos: bool = True) -> list[int]: ...
@@ -31,6 +32,7 @@ class Llama2cTokenizer:
 
     bos_id = 1
     eos_id = 2
+    eos_ids = (2,)
     byte_offset = 3  # byte b is token b + 3
 
     def __init__(self, path: str | Path):
@@ -121,8 +123,43 @@ class Llama2cTokenizer:
         return out.decode("utf-8", errors="replace")
 
 
+def _json_beside(path: Path) -> dict:
+    import json
+
+    if not path.is_file():
+        return {}
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not valid JSON ({e})") from None
+    return doc if isinstance(doc, dict) else {}
+
+
+def special_ids(directory: str | Path) -> tuple[int | None, tuple[int, ...]]:
+    """(BOS id, EOS ids) a Hugging Face model directory declares: `generation_config.json` first,
+    then `config.json` (Llama 3.1: 128000 and [128001, 128008, 128009]); None / () where neither says."""
+    directory = Path(directory)
+    bos: int | None = None
+    eos: tuple[int, ...] = ()
+    for name in ("generation_config.json", "config.json"):
+        doc = _json_beside(directory / name)
+        if bos is None and isinstance(doc.get("bos_token_id"), int):
+            bos = doc["bos_token_id"]
+        e = doc.get("eos_token_id")
+        if not eos and e is not None:
+            ids = e if isinstance(e, list) else [e]
+            if not all(isinstance(i, int) for i in ids):
+                raise UserError(f"{directory / name}: eos_token_id must be an id or a list of ids, not {e!r}")
+            eos = tuple(ids)
+    return bos, eos
+
+
 class HFTokenizer:
-    """A tokenizer.json through the ``tokenizers`` library; BOS is added here, not by its template."""
+    """A tokenizer.json through the ``tokenizers`` library; BOS is added here, not by its template.
+
+    BOS and EOS ids come from the model directory holding the file (generation_config.json, then
+    config.json), else from tokenizer_config.json's bos_token / eos_token, else from the usual
+    special-token names (`<|begin_of_text|>`, `<s>`, ...)."""
 
     _BOS = ("<|begin_of_text|>", "<s>", "<bos>")
     _EOS = ("<|end_of_text|>", "<|eot_id|>", "</s>", "<eos>")
@@ -136,11 +173,19 @@ class HFTokenizer:
         except Exception as e:  # noqa: BLE001  tokenizers raises a bare Exception on malformed JSON
             raise UserError(f"{path}: not a readable tokenizer.json ({e})") from None
         self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
-        self.bos_id = self._first_id(path, self._BOS)
-        self.eos_id = self._first_id(path, self._EOS)
+        bos, eos = special_ids(path.parent)
+        named = _json_beside(path.parent / "tokenizer_config.json")
+        self.bos_id = bos if bos is not None else self._named_id(path, named.get("bos_token"), self._BOS)
+        self.eos_ids = eos or (self._named_id(path, named.get("eos_token"), self._EOS),)
+        self.eos_id = self.eos_ids[0]
+        bad = [i for i in (self.bos_id, *self.eos_ids) if not 0 <= i < self.vocab_size]
+        if bad:
+            raise UserError(f"{path.parent}: special token id {bad[0]} is outside the {self.vocab_size}-token vocabulary")
 
-    def _first_id(self, path: Path, candidates: tuple[str, ...]) -> int:
-        for tok in candidates:
+    def _named_id(self, path: Path, name: object, candidates: tuple[str, ...]) -> int:
+        if isinstance(name, dict):  # tokenizer_config.json may spell a token as {"content": ...}
+            name = name.get("content")
+        for tok in ((name,) if isinstance(name, str) else ()) + candidates:
             i = self._tok.token_to_id(tok)
             if i is not None:
                 return i
@@ -152,6 +197,22 @@ class HFTokenizer:
 
     def decode(self, ids: list[int]) -> str:
         return self._tok.decode(ids, skip_special_tokens=True)
+
+
+def bos_id_of(tok: Tokenizer | None, source: object) -> int:
+    """BOS id: the tokenizer's, else the checkpoint's (an HF directory's config.json or
+    generation_config.json: Llama 3's is 128000), else 1 (llama2.c's)."""
+    if tok is not None:
+        return tok.bos_id
+    bos = getattr(source, "bos_id", None)
+    return bos if bos is not None else 1
+
+
+def eos_ids_of(tok: Tokenizer | None, source: object) -> tuple[int, ...]:
+    """Ids that end a generation: the tokenizer's, else the checkpoint's, else (2,) (llama2.c's)."""
+    if tok is not None:
+        return tok.eos_ids
+    return getattr(source, "eos_ids", None) or (2,)
 
 
 def load_tokenizer(path: str | Path) -> Tokenizer:

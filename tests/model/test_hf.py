@@ -106,3 +106,25 @@ def test_broken_checkpoints(source, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"hidden_size": 8}))
     with pytest.raises(UserError, match="config.json.*intermediate_size"):
         open_weights("hf", tmp_path)
+
+
+def test_config_the_die_does_not_compute_is_refused_naming_the_file(source, tmp_path):
+    save_hf_checkpoint(tmp_path, source)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps(cfg | {"hidden_act": "gelu"}))
+    with pytest.raises(UserError, match=r"config.json: hidden_act = 'gelu' is not supported"):
+        open_weights("hf", tmp_path)
+
+
+def test_compile_of_a_gelu_checkpoint_exits_2(tmp_path):
+    """A GELU model compiled as SiLU would be the wrong model, signed off: the console script refuses it."""
+    import subprocess
+
+    from taalas_compile.inputs import resolve
+
+    save_hf_checkpoint(tmp_path / "ckpt", resolve("tiny-llama").source)
+    cfg = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps(cfg | {"hidden_act": "gelu"}))
+    r = subprocess.run(["taalas-compile", "compile", "tiny-llama", "-w", str(tmp_path / "ckpt"), "-o", str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "hidden_act = 'gelu' is not supported" in r.stdout + r.stderr, r.stdout + r.stderr
