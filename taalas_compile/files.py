@@ -49,6 +49,18 @@ def staging_dir(out: Path) -> Path:
     return tmp
 
 
+@contextlib.contextmanager
+def staged(out: Path) -> Iterator[Path]:
+    """A fresh staging directory for `out` (`staging_dir`), removed when the block raises (a full
+    disk, Ctrl-C): only finished blocks are worth keeping for a resumed compile, not half an output."""
+    tmp = staging_dir(out)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def block_cache(out: Path) -> Path:
     """Where a compile keeps its finished blocks until the whole output is in place: a sibling of
     `out` that survives an interrupted compile, so the next one resumes from it."""
@@ -131,18 +143,33 @@ def output_lock(out: Path) -> Iterator[None]:
     """Hold `.NAME.lock` beside `out` for the whole compile, so a second compile into the same
     directory stops at once ("another compile is writing ...") instead of racing over the staging
     directory and block cache. An advisory `flock`: the kernel drops it when the process ends,
-    however it ends, so a killed compile never leaves a stale lock."""
+    however it ends, so a killed compile never leaves a stale lock. The file is removed when the
+    compile ends (a killed one leaves it, unlocked, for the next compile to take)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     path = out.with_name(f".{out.name}.lock")
-    with open(path, "a+") as f:
+    while True:
+        f = open(path, "a+")  # noqa: SIM115 (held open for the duration of the compile)
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
             pid = f.read().strip()
+            f.close()
             raise UserError(f"another compile{f' (pid {pid})' if pid else ''} is writing {out}; wait for it or choose another --out") from None
+        try:  # the holder before us may have removed the file after we opened it: lock the current one
+            same = os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        f.close()
+    try:
         f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")
         f.flush()
         yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # while still locked, so nobody takes a lock on a file about to vanish
+        f.close()

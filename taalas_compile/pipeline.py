@@ -42,7 +42,7 @@ from taalas_compile.files import (
     check_output_dir,
     output_lock,
     replace_dir,
-    staging_dir,
+    staged,
     write_atomic,
 )
 from taalas_compile.frontend.ir import graph_to_json
@@ -207,32 +207,32 @@ def _compile_locked(inp: Inputs, out: Path, step: Callable[[str], None], opts: C
     t0 = time.perf_counter()
     results = run_blocks(jobs, cache, ex, bar)
     c.seconds["blocks"] = time.perf_counter() - t0
-    tmp = staging_dir(out)
-    masks = MASKS[opts.fmt]
-    rom_files = timed("collect roms", collect_roms, results, cache, tmp)
-    mask_sha = timed("assemble masks", assemble_masks, tmp / masks, inp, c, opts.fmt, [cache / r.part for r in results])
-    metas = {name: m for r in results for name, m in r.tiles.items()}
-    timed("write netlist", write_netlist, tmp, c.placement, metas, inp.die, masks, rom_files)
-    write_lyp(tmp / "chip.lyp", inp.die)
-    if sum(m.digits for m in metas.values()) <= RENDER_FROM_MASKS_DIGITS:
-        timed("render floorplan", render_floorplan, tmp / masks, tmp / "chip.lyp", tmp / "floorplan.png", Geometry(inp.die).size)
-    else:  # billions of vias: draw the tiles' ROM extents and the routes instead
-        timed("render floorplan", render_placement, c.placement, c.routing, metas, inp.die, tmp / "chip.lyp", tmp / "floorplan.png")
-    (tmp / "graph.json").write_text(json.dumps(graph_to_json(c.graph), indent=1) + "\n")
-    doc = manifest(inp, c, tmp, {masks: mask_sha, **{rom_files[r.block]: r.roms_sha256 for r in results}})
-    (tmp / "manifest.json").write_text(json.dumps(doc, indent=1) + "\n")
-    # the one file that is not reproducible: how this run went
-    run = {"seconds": c.seconds, "router": [asdict(it) for it in c.routing.iterations],
-           "blocks": [{"block": r.block, "weights": r.weights, "seconds": r.seconds, "reused": r.reused, "peak_rss": r.peak_rss}
-                      for r in results],
-           "executor": ex.describe(),
-           "quantize": None if c.stream is None else {"units": [{"unit": u["unit"], "seconds": c.stream.seconds.get(u["unit"]),
-                                                                 "reused": u["unit"] not in c.stream.seconds} for u in c.stream.units],
-                                                      "device": str(resolve_device(inp.recipe.quant.device))},
-           "peak_rss": {"main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                        "workers": max((r.peak_rss for r in results), default=0)}}
-    (tmp / "run.json").write_text(json.dumps(run, indent=1) + "\n")
-    replace_dir(tmp, out)
+    with staged(out) as tmp:  # removed if the compile stops before it replaces `out`
+        masks = MASKS[opts.fmt]
+        rom_files = timed("collect roms", collect_roms, results, cache, tmp)
+        mask_sha = timed("assemble masks", assemble_masks, tmp / masks, inp, c, opts.fmt, [cache / r.part for r in results])
+        metas = {name: m for r in results for name, m in r.tiles.items()}
+        timed("write netlist", write_netlist, tmp, c.placement, metas, inp.die, masks, rom_files)
+        write_lyp(tmp / "chip.lyp", inp.die)
+        if sum(m.digits for m in metas.values()) <= RENDER_FROM_MASKS_DIGITS:
+            timed("render floorplan", render_floorplan, tmp / masks, tmp / "chip.lyp", tmp / "floorplan.png", Geometry(inp.die).size)
+        else:  # billions of vias: draw the tiles' ROM extents and the routes instead
+            timed("render floorplan", render_placement, c.placement, c.routing, metas, inp.die, tmp / "chip.lyp", tmp / "floorplan.png")
+        (tmp / "graph.json").write_text(json.dumps(graph_to_json(c.graph), indent=1) + "\n")
+        doc = manifest(inp, c, tmp, {masks: mask_sha, **{rom_files[r.block]: r.roms_sha256 for r in results}})
+        (tmp / "manifest.json").write_text(json.dumps(doc, indent=1) + "\n")
+        # the one file that is not reproducible: how this run went
+        run = {"seconds": c.seconds, "router": [asdict(it) for it in c.routing.iterations],
+               "blocks": [{"block": r.block, "weights": r.weights, "seconds": r.seconds, "reused": r.reused, "peak_rss": r.peak_rss}
+                          for r in results],
+               "executor": ex.describe(),
+               "quantize": None if c.stream is None else {"units": [{"unit": u["unit"], "seconds": c.stream.seconds.get(u["unit"]),
+                                                                     "reused": u["unit"] not in c.stream.seconds} for u in c.stream.units],
+                                                          "device": str(resolve_device(inp.recipe.quant.device))},
+               "peak_rss": {"main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                            "workers": max((r.peak_rss for r in results), default=0)}}
+        (tmp / "run.json").write_text(json.dumps(run, indent=1) + "\n")
+        replace_dir(tmp, out)
     shutil.rmtree(cache, ignore_errors=True)
     if qstore != stream_store():  # the compile's own unit files (cache off): done with them
         shutil.rmtree(qstore, ignore_errors=True)

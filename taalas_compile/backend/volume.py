@@ -38,9 +38,9 @@ def check_resources(pl: Placement, die: Die, out: Path, fmt: str = "gds", jobs: 
     probe = _probe(out)
     free = shutil.disk_usage(probe).free
     if need > free:
-        alt = "" if fmt == "oasis" else f"; --format oasis needs ~{(2 * mask_bytes_estimate(digits, 'oasis') + digits) / 1e9:.1f} GB"
-        raise UserError(f"the {NAMES[fmt]} masks would take ~{masks / 1e9:.1f} GB ({digits:,} digit cells; ~{need / 1e9:.1f} GB "
-                        f"with block parts and ROM images), {probe} has {free / 1e9:.1f} GB free{alt}")
+        alt = "" if fmt == "oasis" else f"; --format oasis needs ~{_bytes(2 * mask_bytes_estimate(digits, 'oasis') + digits)}"
+        raise UserError(f"the {NAMES[fmt]} masks would take ~{_bytes(masks)} ({digits:,} digit cells; ~{_bytes(need)} "
+                        f"with block parts and ROM images), {probe} has {_bytes(free)} free{alt}")
     ram = worker_bytes(pl) * max(jobs, 1)
     avail = available_memory()
     if ram > avail:
@@ -91,3 +91,8 @@ def available_memory() -> int:
     except OSError:
         pass
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _bytes(n: float) -> str:
+    """A size for a message: GB from 1 GB up, else MB (a small disk reads "0.4 MB", not "0.0 GB")."""
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"

@@ -281,7 +281,8 @@ _USER_OS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.
 
 def _os_error(e: OSError) -> str:
     where = f"{e.filename}: " if e.filename else ""
-    return f"{where}{e.strerror or e}"
+    hint = "; free some space or choose another --out" if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return f"{where}{e.strerror or e}{hint}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -303,7 +304,11 @@ def main(argv: list[str] | None = None) -> None:
     except _EXIT as e:
         sys.exit(e.exit_code)
     except _CLICK_ERROR as e:
-        e.show()
+        if type(e).__name__ == "NoArgsIsHelpError":  # `taalas-compile` alone: the help is the answer
+            e.show()
+        else:  # a bad option or argument: one line, like every other user error
+            ctx = getattr(e, "ctx", None)
+            show.error(e.format_message() + (f" (see `{ctx.command_path} --help`)" if ctx is not None else ""))
         sys.exit(e.exit_code)
     except (*_ABORT, KeyboardInterrupt):
         _exit_stopped()
