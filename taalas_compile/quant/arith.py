@@ -17,16 +17,22 @@ from taalas_compile.quant.codes import QTensor
 _TINY = torch.finfo(torch.float32).tiny  # a zero group's scale: 0 / tiny = 0, as the die gives
 
 
-def quantize_activation(x: torch.Tensor, group: int, bits: int) -> torch.Tensor:
+def quantize_activation(x: torch.Tensor, group: int, bits: int, inplace: bool = False) -> torch.Tensor:
     """Fake-quantize the last axis of x [..., n] in groups of `group` (last group ragged).
 
-    One new tensor and in-place passes over it: this runs on every MAC input of every forward pass."""
+    One new tensor (none with `inplace` on a float32 x whose n is a multiple of `group`: x itself
+    is overwritten) and in-place passes over it: this runs on every MAC input of every forward pass."""
     n = x.shape[-1]
     qmax = (1 << (bits - 1)) - 1
     pad = -n % group
     xp = (F.pad(x.float(), (0, pad)) if pad else x.float()).reshape(*x.shape[:-1], -1, group)  # [..., ng, g]
-    scale = xp.abs().amax(dim=-1, keepdim=True).div_(qmax)  # fp32 per group
-    q = torch.div(xp, scale.clamp(min=_TINY)).round_().clamp_(-qmax, qmax).mul_(scale)
+    # absmax per group as max(max, -min): two reductions, no |x| temporary (equal to abs().amax())
+    scale = torch.maximum(xp.amax(dim=-1, keepdim=True), xp.amin(dim=-1, keepdim=True).neg_()).div_(qmax)  # fp32 per group
+    if inplace and not pad and x.dtype == torch.float32 and xp.data_ptr() == x.data_ptr():
+        q = xp.div_(scale.clamp(min=_TINY))
+    else:
+        q = torch.div(xp, scale.clamp(min=_TINY))
+    q = q.round_().clamp_(-qmax, qmax).mul_(scale)
     q = q.reshape(*x.shape[:-1], -1)
     return q[..., :n] if pad else q
 

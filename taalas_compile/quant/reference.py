@@ -61,7 +61,7 @@ def quantize_weights(source: WeightSource, plan: dict[str, QuantSpec], cfg: Quan
 def quantize_in_memory(source: WeightSource, plan: dict[str, QuantSpec], cfg: QuantCfg, calib: Calibration,
                        act_bits: int) -> dict[str, QTensor]:
     """The former whole-model path (GPTQ over the model in memory, then end-to-end tuning), kept to
-    check the streamed quantizer against (tests/quant/test_stream.py) and for benchmarks."""
+    check the streamed quantizer against (tests/quant/test_stream_quant.py) and for benchmarks."""
     qw = gptq_model(source, plan, calib, act_bits, damp=cfg.damp, act_order=cfg.act_order, clip_search=cfg.clip_search,
                     correct=cfg.correct, make_qlinear=lambda q: QLinear(q, act_bits),
                     act_quant=lambda x, group: quantize_activation(x, group, act_bits))
