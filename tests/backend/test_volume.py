@@ -15,7 +15,7 @@ def test_masks_that_would_not_fit_on_disk_are_refused(tiny_chip, monkeypatch, tm
 
     pl, _, _ = read_netlist(tiny_chip)
     monkeypatch.setattr(volume.shutil, "disk_usage", lambda p: namedtuple("U", "total used free")(1, 1, 1000))
-    with pytest.raises(UserError, match=r"GDSII masks would take ~.* GB .* GB free; --format oasis needs"):
+    with pytest.raises(UserError, match=r"GDSII masks would take ~[0-9.]+ MB .* 0.0 MB free; --format oasis needs"):
         volume.check_resources(pl, load_die("mini"), tmp_path / "new")
 
 
