@@ -319,6 +319,7 @@ def run_case(i: int, case: Case, base: Path) -> Row:
         row.code = p.returncode
         errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
         row.message = errors[-1] if errors else (p.stdout.strip().splitlines() or [""])[-1]
+        row.message = row.message.replace(str(ws), "WS").replace(str(ROOT), ".")  # the same text on every run
         if p.returncode != case.code:
             row.problems.append(f"exit {p.returncode}, expected {case.code}")
         if "Traceback" in p.stderr + p.stdout:
@@ -415,7 +416,8 @@ The table below is written by `python benchmarks/reliability.py` ({len(rows)} ca
 scratch workspace and is *checked*: the exit code is the one listed, there is no traceback, a user
 error is exactly one `error:` line, and no file outside the case's output directory changed (all
 files of the workspace are hashed before and after). The console-script contract itself (exit
-codes, signals, outputs) is tested in `tests/cli/test_console_script.py`.
+codes, signals, outputs) is tested in `tests/cli/test_console_script.py`. `WS` stands for the
+case's scratch workspace, `.` for the repository.
 
 {table(rows)}
 """)
