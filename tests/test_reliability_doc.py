@@ -19,7 +19,9 @@ def load_cases():
 
 def test_the_doc_lists_every_case_with_its_expected_exit_code():
     cases = load_cases()
-    rows = [ln for ln in (ROOT / "docs" / "reliability.md").read_text().splitlines() if re.match(r"\| \d+ \|", ln)]
+    text = (ROOT / "docs" / "reliability.md").read_text()
+    table = text[text.index("| # | command |"):]
+    rows = [ln for ln in table.splitlines() if re.match(r"\| \d+ \|", ln)]
     assert len(cases) >= 40 and len(rows) == len(cases)
     for case, row in zip(cases, rows):
         cells = [c.strip() for c in row.strip("|").split(" | ")]
