@@ -18,13 +18,13 @@ import psutil
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "signoff"))
-from gds_edit import Gds, sel_refs  # noqa: E402
+from gds_edit import Gds, sel_refs
 
-from taalas_compile.files import sha256_file  # noqa: E402
+from taalas_compile.files import sha256_file
 
 
 def cli(*argv, cwd=None, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run(["taalas-compile", *map(str, argv)], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+    return subprocess.run(["taalas-compile", *map(str, argv)], check=False, capture_output=True, text=True, cwd=cwd, timeout=timeout)
 
 
 def one_error_line(p: subprocess.CompletedProcess) -> str:
@@ -64,11 +64,7 @@ def test_verify_exits_0_on_a_good_chip_and_1_when_one_via_is_missing(chip_copy):
     g = Gds(chip_copy)
     cell = next(c for name, c in g.cells.items() if name.startswith("T_") and sel_refs(c))
     cell.remove(sel_refs(cell)[0])
-    g.save()
-    # the edited file no longer matches the manifest's hash: refresh it, so the via itself must be caught
-    man = json.loads((chip_copy / "manifest.json").read_text())
-    man["outputs"]["chip.gds"] = {"bytes": (chip_copy / "chip.gds").stat().st_size, "sha256": sha256_file(chip_copy / "chip.gds")}
-    (chip_copy / "manifest.json").write_text(json.dumps(man, indent=1))
+    g.save()  # and records the edited file's hash in the manifest: the via itself must be caught
     p = cli("verify", chip_copy, "--tokens", "4")
     assert p.returncode == 1 and "FAILED" in p.stdout and "lvs" in p.stdout, p.stdout + p.stderr
 

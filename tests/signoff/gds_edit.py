@@ -3,6 +3,7 @@ routing wires found by position, the file written back in place."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +19,17 @@ class Gds:
         self.cells = {c.name: c for c in self.lib.cells}
         (self.top,) = self.lib.top_level()
 
-    def save(self) -> None:
+    def save(self, rehash: bool = True) -> None:
+        """Write the edited masks back. `rehash`: record their new size and sha256 in manifest.json,
+        so the fault must be caught by the check it targets, not only by verify's hash check."""
         self.lib.write_gds(str(self.path))
+        if rehash:
+            from taalas_compile.files import sha256_file
+
+            man_path = self.path.parent / "manifest.json"
+            man = json.loads(man_path.read_text())
+            man["outputs"]["chip.gds"] = {"bytes": self.path.stat().st_size, "sha256": sha256_file(self.path)}
+            man_path.write_text(json.dumps(man, indent=1) + "\n")
 
 
 def tile_of(netlist: dict, name: str) -> dict:
