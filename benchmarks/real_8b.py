@@ -52,7 +52,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from tokenizer_llama3 import TINYSTORIES, write_llama3_tokenizer  # noqa: E402
+from tokenizer_llama3 import TINYSTORIES, write_llama3_tokenizer
 
 SHARD_BYTES = 5_000_000_000  # Hugging Face's default max_shard_size "5GB"
 BAND_ROWS = 4096  # rows drawn per step while writing a tensor
@@ -185,7 +185,7 @@ def write_checkpoint(ckpt: Path, s: Shape, n_layers: int, seed: int = 0) -> dict
 def write_recipe(ckpt: Path, s: Shape, n_layers: int) -> Path:
     """recipes/llama-3.1-8b.toml with this model's shape, n_layers and the benchmark's calibration."""
     text = (ROOT / "recipes/llama-3.1-8b.toml").read_text()
-    lines = [f"# Written by benchmarks/real_8b.py: recipes/llama-3.1-8b.toml for the generated checkpoint beside it",
+    lines = ["# Written by benchmarks/real_8b.py: recipes/llama-3.1-8b.toml for the generated checkpoint beside it",
              f"# ({s.name}, {n_layers} decoder layers) with the benchmark's calibration ({s.calib_tokens} tokens, context {s.calib_context})."]
     for line in text.splitlines():
         if line.startswith("#") and len(lines) == 2:  # the original's header comment
@@ -408,7 +408,7 @@ def main() -> None:
             spl = c.get("s_per_layer")
             print(f"{r['layers']:>6} {c['rc'] if c['rc'] is not None else c['killed']:>4} {c['wall_s']:>8.0f} "
                   f"{fmt_gib(c['peak_rss_tree']):>9} {spl if spl is None else round(spl, 1)!s:>8} "
-                  f"{v.get('wall_s', 0):>9.0f} {fmt_gib(v.get('peak_rss_tree')):>7} {str(rs.get('identical', '-')):>8}")
+                  f"{v.get('wall_s', 0):>9.0f} {fmt_gib(v.get('peak_rss_tree')):>7} {rs.get('identical', '-')!s:>8}")
 
 
 if __name__ == "__main__":

@@ -42,8 +42,9 @@ def _err(x: torch.Tensor, w: torch.Tensor, spec: QuantSpec, clip_search: bool) -
 
 @torch.no_grad()
 def measure_proxy(source: WeightSource, names: list[str], options: list[QuantSpec], tokens: torch.Tensor,
-                  clip_search: bool, device: torch.device = torch.device("cpu")) -> dict[str, list[float]]:
+                  clip_search: bool, device: torch.device | None = None) -> dict[str, list[float]]:
     """{tensor: [estimated ΔKL per option]} (see the module docstring). tokens: [N, S] windows."""
+    device = device or torch.device("cpu")
     a = source.args
     want = set(names)
     raw: dict[str, list[float]] = {}
@@ -63,7 +64,7 @@ def measure_proxy(source: WeightSource, names: list[str], options: list[QuantSpe
         layer = Layer(source, i, device)
         energy = float(_rows(h).pow(2).sum(-1).mean())
         xs: dict[int, torch.Tensor] = {}
-        h_next = layer.forward(h, quant=False, at_stage=lambda k, x: xs.__setitem__(k, _rows(torch.cat(x))))
+        h_next = layer.forward(h, quant=False, at_stage=lambda k, x, xs=xs: xs.__setitem__(k, _rows(torch.cat(x))))
         for k, stage in enumerate(STAGES):
             for m in stage:
                 n = f"model.layers.{i}.{m}.weight"

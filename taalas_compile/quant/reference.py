@@ -31,8 +31,16 @@ from taalas_compile.quant.sensitivity import measure_sensitivity
 from taalas_compile.quant.stream import StreamResult, quantize_stream, resolve_device
 from taalas_compile.quant.tune import tune_end_to_end
 
-__all__ = ["QLinear", "quantize_activation", "etched_codes", "quantize_weights", "quantize_in_memory", "build_quant_model",
-           "sensitivity_of", "weights_id"]
+__all__ = [
+    "QLinear",
+    "build_quant_model",
+    "etched_codes",
+    "quantize_activation",
+    "quantize_in_memory",
+    "quantize_weights",
+    "sensitivity_of",
+    "weights_id",
+]
 
 
 def etched_codes(source: WeightSource, plan: dict[str, QuantSpec], cfg: QuantCfg, calib: Calibration | None, act_bits: int,
@@ -74,7 +82,7 @@ def sensitivity_of(source: WeightSource, calib: Calibration | None, cfg: QuantCf
     if calib is None:
         return None
     kind = sensitivity_kind(source, cfg)
-    n, s = calib.tokens.shape
+    s = calib.tokens.shape[1]
     windows = cfg.sensitivity_windows if kind == "kl" else max(1, min(cfg.sensitivity_windows, -(-PROXY_TOKENS // s)))
     tokens = calib.tokens[:windows]
 

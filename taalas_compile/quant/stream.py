@@ -38,9 +38,22 @@ from taalas_compile.model.weights import WeightSource
 from taalas_compile.quant.cache import cache_key, weights_id
 from taalas_compile.quant.calibrate import Calibration, gptq_dtype
 from taalas_compile.quant.codes import QTensor, QuantSpec, round_fp16
-from taalas_compile.quant.etched import Etched, read_rows, read_unit, unit_meta, unit_path, write_unit
+from taalas_compile.quant.etched import (
+    Etched,
+    read_rows,
+    read_unit,
+    unit_meta,
+    unit_path,
+    write_unit,
+)
 from taalas_compile.quant.gptq import gptq_quantize
-from taalas_compile.quant.head import BAND, embed_streams, head_hessian, quantize_embedding, stream_quality
+from taalas_compile.quant.head import (
+    BAND,
+    embed_streams,
+    head_hessian,
+    quantize_embedding,
+    stream_quality,
+)
 from taalas_compile.quant.layer import LINEARS, Layer, quantize_layer
 
 EMBED, HEAD = "model.embed_tokens.weight", "lm_head.weight"
@@ -163,7 +176,7 @@ def _run(source, plan, cfg, calib, act_bits, store, dev, units, keys, advance, s
         have = path.is_file()
         if unit == "embed":
             emb = None if have else quantize_embedding(source, EMBED, plan[EMBED], cfg.clip_search)
-            rows = (lambda r0, r1: read_rows(path, EMBED, r0, r1)) if have else (lambda r0, r1: _band(emb, r0, r1))
+            rows = (lambda r0, r1, path=path: read_rows(path, EMBED, r0, r1)) if have else (lambda r0, r1, emb=emb: _band(emb, r0, r1))
             hf, hq = embed_streams(source, EMBED, rows, calib.tokens, dev)
             if not have:
                 write_unit(store, unit, key, {EMBED: emb}, {"stream_rel_err": _rel_err(hq, hf)})

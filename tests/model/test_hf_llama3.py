@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from taalas_compile.errors import UserError
-from taalas_compile.model import ModelArgs, RopeScaling, build_model, load_tokenizer, open_weights
+from taalas_compile.model import (
+    ModelArgs,
+    RopeScaling,
+    build_model,
+    load_tokenizer,
+    open_weights,
+)
 from taalas_compile.model.generate import greedy
 from taalas_compile.model.hf import save_hf_checkpoint
 from taalas_compile.model.tokenizer import bos_id_of, eos_ids_of

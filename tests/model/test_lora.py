@@ -8,7 +8,12 @@ import torch
 from taalas_compile.errors import UserError
 from taalas_compile.model.args import ModelArgs
 from taalas_compile.model.llama import Llama
-from taalas_compile.model.lora import apply_adapter, load_adapter, pattern_key, write_adapter
+from taalas_compile.model.lora import (
+    apply_adapter,
+    load_adapter,
+    pattern_key,
+    write_adapter,
+)
 
 
 def small_adapter(rank=4):

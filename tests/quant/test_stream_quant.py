@@ -15,7 +15,11 @@ from taalas_compile.model.perplexity import compare
 from taalas_compile.quant.arith import quantize_activation
 from taalas_compile.quant.etched import read_unit
 from taalas_compile.quant.plan import allocate_bits
-from taalas_compile.quant.reference import build_quant_model, etched_codes, quantize_in_memory
+from taalas_compile.quant.reference import (
+    build_quant_model,
+    etched_codes,
+    quantize_in_memory,
+)
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +102,8 @@ def test_block_jobs_carry_unit_file_paths_never_arrays(calibrated, tmp_path, mon
     # the ROM images come from the unit files: the tile codes are the streamed ones
     roms = {n: img for j in jobs for n, img in pipeline.block_images(j).items()}
     assert roms
-    whole = read_unit(Path(layer.files[sorted(layer.files)[0]]))
-    assert sorted(layer.specs)[0] in whole
+    whole = read_unit(Path(layer.files[min(layer.files)]))
+    assert min(layer.specs) in whole
 
 
 def test_activation_quantization_is_the_die_formula():
