@@ -92,6 +92,12 @@ class HFWeights:
         out = torch.empty(t.shape, dtype=torch.float32)
         return out.copy_(t)
 
+    def release_pages(self) -> None:
+        """Unmap the shards and map them again: pages read so far leave this process's resident
+        memory (a streamed compile calls it after each layer, so RSS stays one layer's, not the
+        checkpoint's)."""
+        self._handles = {f: safe_open(str(f), framework="pt") for f in self.files}
+
     def rows(self, name: str, r0: int, r1: int) -> torch.Tensor:
         t = self._handles[self._where[name]].get_slice(name)[r0:r1]  # only these rows leave the memory map
         out = torch.empty(t.shape, dtype=torch.float32)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from taalas_compile.model.llama import RMSNorm
-from taalas_compile.model.weights import WeightSource
+from taalas_compile.model.weights import WeightSource, release_pages
 from taalas_compile.quant.codes import QuantSpec, quantize_tensor, round_fp16
 from taalas_compile.quant.layer import STAGES, Layer
 
@@ -72,6 +72,7 @@ def measure_proxy(source: WeightSource, names: list[str], options: list[QuantSpe
                     raw[n] = [_err(xs[k], layer.w[m], o, clip_search) / energy for o in options]
         h = h_next
         del layer
+        release_pages(source)
     norm = RMSNorm(a.dim, a.norm_eps)
     norm.weight = torch.nn.Parameter(round_fp16(source.get("model.norm.weight")).to(device), requires_grad=False)
     x = _rows(norm(h))  # [T, D] final normed hidden states

@@ -34,7 +34,7 @@ from safetensors.torch import load_file, save_file
 from taalas_compile.config.recipe import QuantCfg
 from taalas_compile.errors import UserError
 from taalas_compile.model.llama import RMSNorm
-from taalas_compile.model.weights import WeightSource
+from taalas_compile.model.weights import WeightSource, release_pages
 from taalas_compile.quant.cache import cache_key, weights_id
 from taalas_compile.quant.calibrate import Calibration, gptq_dtype
 from taalas_compile.quant.codes import QTensor, QuantSpec, round_fp16
@@ -202,6 +202,7 @@ def _run(source, plan, cfg, calib, act_bits, store, dev, units, keys, advance, s
         if not have:
             seconds[unit] = time.perf_counter() - t0
         _save_state(store, key, keys[i - 1] if i else None, hf, hq)
+        release_pages(source)  # the unit's weights read from the memory map leave resident memory
         advance(1)
         on_unit(unit)
     return _quality(source, plan, act_bits, store, keys, units, hf, hq, calib)
