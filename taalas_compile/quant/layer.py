@@ -21,7 +21,12 @@ from taalas_compile.model.llama import CausalAttention, RMSNorm
 from taalas_compile.model.rope import Rotary, inv_freq
 from taalas_compile.model.weights import WeightSource
 from taalas_compile.quant.arith import quantize_activation
-from taalas_compile.quant.calibrate import STAGES, corrected_target, gptq_dtype
+from taalas_compile.quant.calibrate import (
+    STAGES,
+    _running,
+    corrected_target,
+    gptq_dtype,
+)
 from taalas_compile.quant.codes import QTensor, QuantSpec, round_fp16
 from taalas_compile.quant.gptq import gptq_quantize
 
@@ -135,6 +140,19 @@ class Layer:
         return out
 
 
+def _exact_mean_product(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+    """2·AᵀB/N [in, in] in float64 as a running mean over the batches, exactly as
+    calibrate.gptq_model accumulates it (so small layers stay bit for bit the in-memory path's)."""
+    n_in = b[0].shape[-1]
+    acc, n_seen = None, 0
+    for fa, fb in zip(a, b):
+        xb, xa = fb.reshape(-1, n_in).double(), fa.reshape(-1, n_in).double()
+        n_new = n_seen + xb.shape[0]
+        acc = _running(acc, 2 * xa.T @ xb, n_seen, n_new)
+        n_seen = n_new
+    return acc
+
+
 def hessian_of(xq: list[torch.Tensor]) -> torch.Tensor:
     """H = 2·X̃ᵀX̃/N [in, in] of the int8-quantized inputs (one [B, S, in] per batch).
     Up to EXACT_HESSIAN_IN inputs: float64 products and running mean, as calibrate.gptq_model.
@@ -142,14 +160,7 @@ def hessian_of(xq: list[torch.Tensor]) -> torch.Tensor:
     (≈55% of the full product's flops), in gptq_dtype: ~1e-6 relative, far below calibration noise."""
     n_in = xq[0].shape[-1]
     if n_in <= EXACT_HESSIAN_IN:
-        acc, n_seen = None, 0
-        for x in xq:
-            xt = x.reshape(-1, n_in).double()
-            n_new = n_seen + xt.shape[0]
-            add = 2 * xt.T @ xt
-            acc = add / n_new if acc is None else acc * (n_seen / n_new) + add / n_new
-            n_seen = n_new
-        return acc
+        return _exact_mean_product(xq, xq)
     acc = torch.zeros(n_in, n_in, device=xq[0].device)
     n = 0
     for x in xq:
@@ -167,14 +178,7 @@ def cross_of(xf: list[torch.Tensor], xq: list[torch.Tensor]) -> torch.Tensor:
     float64 as calibrate.gptq_model up to EXACT_HESSIAN_IN inputs, float32 sums above."""
     n_in = xq[0].shape[-1]
     if n_in <= EXACT_HESSIAN_IN:
-        acc, n_seen = None, 0
-        for f, x in zip(xf, xq):
-            xt, xs = x.reshape(-1, n_in).double(), f.reshape(-1, n_in).double()
-            n_new = n_seen + xt.shape[0]
-            add = 2 * xs.T @ xt
-            acc = add / n_new if acc is None else acc * (n_seen / n_new) + add / n_new
-            n_seen = n_new
-        return acc
+        return _exact_mean_product(xf, xq)
     acc = torch.zeros(n_in, n_in, device=xq[0].device)
     n = 0
     for f, x in zip(xf, xq):
