@@ -27,8 +27,9 @@ from pathlib import Path
 import psutil
 
 
-def tree_rss() -> int:
-    me = psutil.Process()
+def tree_rss(root: psutil.Process | None = None) -> int:
+    """Resident bytes of `root` (default: this process) and all its children."""
+    me = root or psutil.Process()
     total = 0
     for p in [me, *me.children(recursive=True)]:
         try:

@@ -52,6 +52,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from full_verify import tree_rss
 from tokenizer_llama3 import TINYSTORIES, write_llama3_tokenizer
 
 SHARD_BYTES = 5_000_000_000  # Hugging Face's default max_shard_size "5GB"
@@ -212,16 +213,6 @@ def write_recipe(ckpt: Path, s: Shape, n_layers: int) -> Path:
 
 
 # ---------------------------------------------------------------------------------------- measuring
-
-def tree_rss(p: psutil.Process) -> int:
-    total = 0
-    for q in [p, *p.children(recursive=True)]:
-        try:
-            total += q.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
 
 @dataclass
 class Run:
