@@ -97,7 +97,8 @@ def _signals_deferred() -> Iterator[None]:
 # What a compile (and the commands run on its output) write into an output directory: a directory
 # holding only these may be replaced by a new compile; anything else in it is a user's and stops it.
 COMPILE_ENTRIES = frozenset({"chip.gds", "chip.oas", "chip.lyp", "netlist.json", "graph.json", "floorplan.png",
-                             "manifest.json", "run.json", "roms", "signoff", "plan"})
+                             "manifest.json", "run.json", "recipe.toml", "roms", "signoff", "plan",
+                             "chip.overview.oas", "klayout_session.py", "view"})
 MANIFEST_FORMAT = "taalas-manifest"
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from taalas_compile.config.die import Die, load_die
 from taalas_compile.config.recipe import Architecture, CalibCfg, Recipe, load_recipe
+from taalas_compile.derive import architecture_of, checkpoint_dir, derive_recipe
 from taalas_compile.errors import UserError
 from taalas_compile.model.args import ModelArgs, RopeScaling
 from taalas_compile.model.tokenizer import Tokenizer, bos_id_of, load_tokenizer
@@ -33,8 +34,8 @@ class CalibSource:
 
 @dataclass(frozen=True)
 class Inputs:
-    recipe: Recipe
-    recipe_path: Path
+    recipe: Recipe  # as resolved: the die used, the checkpoint's architecture, --calib (`resolved_recipe`)
+    recipe_path: Path | None  # None: derived from a checkpoint directory (the output's recipe.toml states it)
     die: Die
     die_path: Path
     source: WeightSource
@@ -121,14 +122,48 @@ def calibration_of(inp: Inputs) -> Calibration | None:
     return load_calibration(c.path, inp.tokenizer, c.start_token, c.tokens, c.context, bos)
 
 
+def resolved_recipe(r: Recipe, die_ref: str, args: ModelArgs | None, calib: Path | None) -> Recipe:
+    """`r` as a compile uses it, so that compiling the written recipe.toml with the same weights
+    makes the same chip: the die used, the checkpoint's architecture field by field (`args`; None:
+    synthetic weights, the recipe's own), and `--calib` as its calibration text."""
+    update: dict = {"target": r.target.model_copy(update={"die": die_ref})}
+    if args is not None:
+        update["model"] = r.model.model_copy(update={"architecture": architecture_of(args)})
+    if calib is not None and r.quant.needs_calibration:
+        cfg = r.quant.calib or CalibCfg(text="")
+        text = CalibCfg(text=str(calib.resolve()), start_token=0, tokens=cfg.tokens, context=cfg.context)
+        update["quant"] = r.quant.model_copy(update={"calib": text})
+    return r.model_copy(update=update)
+
+
 def resolve(recipe: str, weights: Path | None = None, tokenizer: Path | None = None, die: str | None = None,
             calib: Path | None = None) -> Inputs:
-    r = load_recipe(recipe)
-    recipe_path = Path(recipe) if recipe.endswith(".toml") else RECIPES_DIR / f"{recipe}.toml"
+    """The inputs of a command: `recipe` is a shipped name, a .toml path, or a Hugging Face checkpoint
+    directory, whose recipe is derived (`derive.py`; its weights and tokenizer.json are the inputs)."""
+    ckpt = checkpoint_dir(recipe)
+    if ckpt is None:
+        recipe_path = Path(recipe) if recipe.endswith(".toml") else RECIPES_DIR / f"{recipe}.toml"
+        return inputs_of(load_recipe(recipe), recipe_path, weights, tokenizer, die, calib)
+    if weights is not None and weights.resolve() != ckpt.resolve():
+        raise UserError(f"--weights {weights}: {recipe} is a checkpoint directory and its own weights; "
+                        "give --weights with a recipe instead")
+    r = derive_recipe(ckpt, die)
+    return inputs_of(r, None, ckpt, tokenizer or checkpoint_tokenizer(ckpt), die, calib)
+
+
+def checkpoint_tokenizer(ckpt: Path) -> Path | None:
+    """The tokenizer.json of a checkpoint directory, if it has one."""
+    return ckpt / "tokenizer.json" if (ckpt / "tokenizer.json").is_file() else None
+
+
+def inputs_of(r: Recipe, recipe_path: Path | None, weights: Path | None, tokenizer: Path | None, die: str | None,
+              calib: Path | None) -> Inputs:
+    """The inputs of recipe `r` (read from `recipe_path`; None: derived) with these files."""
     die_ref = die or r.target.die
     d = load_die(die_ref)
     die_path = Path(die_ref) if die_ref.endswith(".toml") else DIES_DIR / f"{die_ref}.toml"
     source = open_source(r, weights, recipe_path)
+    r = resolved_recipe(r, die_ref, None if weights is None else source.args, calib)
     if r.target.context > source.args.max_seq_len:  # the KV cache holds target.context positions
         raise UserError(f"recipe {r.name}: target.context = {r.target.context} exceeds the model's {source.args.max_seq_len}-token context")
     tok = None
@@ -136,4 +171,5 @@ def resolve(recipe: str, weights: Path | None = None, tokenizer: Path | None = N
         tok = load_tokenizer(tokenizer)
         if tok.vocab_size != source.args.vocab_size:
             raise UserError(f"{tokenizer}: {tok.vocab_size} tokens, the model has {source.args.vocab_size}")
-    return Inputs(r, recipe_path.resolve(), d, die_path.resolve(), source, weights, tok, tokenizer, calib_source(r, calib))
+    return Inputs(r, recipe_path.resolve() if recipe_path else None, d, die_path.resolve(), source, weights, tok, tokenizer,
+                  calib_source(r, calib))

@@ -16,13 +16,14 @@ from taalas_compile.plan.estimate import fit, performance
 from taalas_compile.quant.plan import bits_per_weight
 
 FORMAT, VERSION = "taalas-manifest", 1
+RECIPE_FILE = "recipe.toml"  # the resolved recipe every compile writes (config/recipe_toml.py)
 
 
 def rel(path: Path, out: Path) -> str:
     return os.path.relpath(Path(path).resolve(), out.resolve())
 
 
-OUTPUTS = ("chip.gds", "chip.oas", "chip.lyp", "netlist.json", "graph.json", "floorplan.png")
+OUTPUTS = ("chip.gds", "chip.oas", "chip.lyp", "chip.overview.oas", "klayout_session.py", "netlist.json", "graph.json", "floorplan.png")
 
 
 def outputs_record(out: Path, known: dict[str, str] | None = None) -> dict:
@@ -44,8 +45,9 @@ def manifest(inp, c, out: Path, known: dict[str, str] | None = None) -> dict:
     return {
         "format": FORMAT, "version": VERSION,
         "compiler": {"taalas_compile": __version__, **{m: version(m) for m in ("torch", "gdstk", "numpy")}},
-        "recipe": {"name": inp.recipe.name, "path": rel(inp.recipe_path, out), "sha256": sha256(inp.recipe_path),
-                   "settings": inp.recipe.model_dump(mode="json")},
+        # a recipe derived from a checkpoint directory (no recipe_path) is stated by the output's recipe.toml
+        "recipe": {"name": inp.recipe.name, "path": rel(inp.recipe_path or out / RECIPE_FILE, out),
+                   "sha256": sha256(inp.recipe_path or out / RECIPE_FILE), "settings": inp.recipe.model_dump(mode="json")},
         "die": {"name": inp.die.name, "path": rel(inp.die_path, out), "sha256": sha256(inp.die_path)},
         "weights": weights,
         "tokenizer": None if inp.tokenizer_path is None else {"path": rel(inp.tokenizer_path, out), "sha256": sha256(inp.tokenizer_path)},

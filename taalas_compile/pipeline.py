@@ -32,9 +32,10 @@ from taalas_compile.backend.blocks import (
 from taalas_compile.backend.mask_file import MaskFile
 from taalas_compile.backend.masks import shared_part, top_part, write_lyp
 from taalas_compile.backend.netlist import write_netlist
-from taalas_compile.backend.render import render_floorplan, render_placement
+from taalas_compile.backend.render import Figure, legend, render_floorplan
 from taalas_compile.backend.roms import const_param
 from taalas_compile.backend.volume import auto_jobs, check_resources
+from taalas_compile.config.recipe_toml import recipe_toml
 from taalas_compile.die.geometry import Geometry
 from taalas_compile.executor import ExecutorCfg, run_jobs
 from taalas_compile.files import (
@@ -48,7 +49,7 @@ from taalas_compile.files import (
 from taalas_compile.frontend.ir import graph_to_json
 from taalas_compile.frontend.lower import lower_args
 from taalas_compile.inputs import Inputs, calibration_of
-from taalas_compile.manifest import manifest
+from taalas_compile.manifest import RECIPE_FILE, manifest
 from taalas_compile.mapper.ir import Placement
 from taalas_compile.mapper.place import map_graph
 from taalas_compile.mapper.refine import refine_placement
@@ -61,6 +62,8 @@ from taalas_compile.quant.plan import Allocation, allocate_bits
 from taalas_compile.quant.reference import etched_codes, sensitivity_of
 from taalas_compile.quant.stream import StreamResult, replay_quality, resolve_device
 from taalas_compile.timing import step_timer
+from taalas_compile.view.overview import write_overview
+from taalas_compile.view.session import write_session
 
 MASKS = {"gds": "chip.gds", "oasis": "chip.oas"}
 RENDER_FROM_MASKS_DIGITS = 50_000_000  # above this, floorplan.png is drawn from the placement
@@ -137,6 +140,13 @@ def with_quant_device(inp: Inputs, device: str | None) -> Inputs:
     return replace(inp, recipe=inp.recipe.model_copy(update={"quant": quant}))
 
 
+def with_output_format(inp: Inputs, fmt: str) -> Inputs:
+    """`inp` with its recipe's [output] format set to `fmt` (a `--format` option)."""
+    if fmt == inp.recipe.output.format:
+        return inp
+    return replace(inp, recipe=inp.recipe.model_copy(update={"output": inp.recipe.output.model_copy(update={"format": fmt})}))
+
+
 def quant_store(out: Path) -> Path:
     """Where a compile's streamed quantizer writes its unit files: the quant cache (shared with
     verify, eval, generate), or with the cache off `.NAME.quant/` beside the output (kept until the
@@ -189,6 +199,7 @@ def compile_chip(inp: Inputs, out: Path, step: Callable[[str], None] = lambda s:
     replaces `out` only when complete. `out` must be new, empty or a previous compile's output
     (`files.check_output_dir`), and one compile at a time writes it (`files.output_lock`).
     `bar(name, total, unit)` returns a progress callback."""
+    inp = with_output_format(inp, opts.fmt)  # so recipe.toml and the manifest state the format written
     out = check_output_dir(out, [inp.weights_path, inp.recipe_path, inp.tokenizer_path, inp.calib.path if inp.calib else None])
     with output_lock(out):
         return _compile_locked(inp, out, step, opts, bar)
@@ -214,11 +225,12 @@ def _compile_locked(inp: Inputs, out: Path, step: Callable[[str], None], opts: C
         metas = {name: m for r in results for name, m in r.tiles.items()}
         timed("write netlist", write_netlist, tmp, c.placement, metas, inp.die, masks, rom_files)
         write_lyp(tmp / "chip.lyp", inp.die)
-        if sum(m.digits for m in metas.values()) <= RENDER_FROM_MASKS_DIGITS:
-            timed("render floorplan", render_floorplan, tmp / masks, tmp / "chip.lyp", tmp / "floorplan.png", Geometry(inp.die).size)
-        else:  # billions of vias: draw the tiles' ROM extents and the routes instead
-            timed("render floorplan", render_placement, c.placement, c.routing, metas, inp.die, tmp / "chip.lyp", tmp / "floorplan.png")
+        timed("write overview", write_overview, tmp / "chip.overview.oas", inp.recipe.name, c.placement, c.routing, inp.die)
+        write_session(tmp)  # klayout_session.py: masks (or a view) + overview + markers in KLayout
+        drawn = tmp / masks if sum(m.digits for m in metas.values()) <= RENDER_FROM_MASKS_DIGITS else None  # billions of vias: the overview alone
+        timed("render floorplan", render_floorplan, drawn, tmp / "chip.overview.oas", tmp / "chip.lyp", tmp / "floorplan.png", figure(inp, c))
         (tmp / "graph.json").write_text(json.dumps(graph_to_json(c.graph), indent=1) + "\n")
+        (tmp / RECIPE_FILE).write_text(recipe_toml(inp.recipe))  # the resolved recipe: the same chip again from it
         doc = manifest(inp, c, tmp, {masks: mask_sha, **{rom_files[r.block]: r.roms_sha256 for r in results}})
         (tmp / "manifest.json").write_text(json.dumps(doc, indent=1) + "\n")
         # the one file that is not reproducible: how this run went
@@ -238,6 +250,14 @@ def _compile_locked(inp: Inputs, out: Path, step: Callable[[str], None], opts: C
         shutil.rmtree(qstore, ignore_errors=True)
     return doc
 
+
+
+def figure(inp: Inputs, c: Compiled) -> Figure:
+    """floorplan.png's title and legend."""
+    n = inp.source.args.n_params
+    params = f"{n / 1e9:.1f} B" if n >= 1e9 else f"{n / 1e6:.1f} M" if n >= 1e6 else f"{n / 1e3:.0f} K"
+    title = f"{inp.recipe.name} on die {inp.die.name}: {params} parameters, {len(c.placement.tiles)} tiles"
+    return Figure(title, Geometry(inp.die).size, legend(inp.die))
 
 
 def assemble_masks(path: Path, inp: Inputs, c: Compiled, fmt: str, parts: list[Path]) -> str:

@@ -72,20 +72,28 @@ def top_part(top: str, pl: Placement, routing: Routing, die: Die, fmt: str = "gd
     """ROUTING (track wires, stub vias) and the top cell CHIP_<top>: block and routing references,
     a label per tile (at its centre) and per routed piece (its net, at its left via)."""
     geo, w = Geometry(die), writer(fmt)
-    via, metal, ld = die.layers.via, die.layers.metal, die.layers.label_datatype
-    h, e = geo.wire_half, geo.wire_end
-    wires, vias, labels = [], [], []
+    metal, ld = die.layers.metal, die.layers.label_datatype
+    labels = []
     for t in pl.tiles:
         bx0, by0, bx1, by1 = geo.tile_box(t.site)
         labels.append(Label(t.name, (bx0 + bx1) // 2, (by0 + by1) // 2, metal.layer, ld))
+    labels += [Label(s.net, s.x0, geo.track_y(s.channel, s.track), metal.layer, ld) for s in routing.segments]
+    refs = tuple(Ref(cell_name("B", b)) for b in block_order(pl)) + (Ref("ROUTING"),)
+    return w.cell_bytes(routing_cell("ROUTING", routing, die)) + w.cell_bytes(CellSpec(cell_name("CHIP", top), refs=refs, labels=tuple(labels)))
+
+
+def routing_cell(name: str, routing: Routing, die: Die) -> CellSpec:
+    """The routed nets on the two layers: each track piece as a metal wire and a via on every stub
+    it lands on (the masks' ROUTING cell; the overview draws the same cell under another name)."""
+    geo = Geometry(die)
+    via, metal = die.layers.via, die.layers.metal
+    h, e = geo.wire_half, geo.wire_end
+    wires, vias = [], []
     for s in routing.segments:
         y = geo.track_y(s.channel, s.track)
         wires.append(Rect(metal.layer, metal.datatype, s.x0 - e, y - h, s.x1 + e, y + h))
         vias += [square(st.x, y, die.rules.via_size, via.layer, via.datatype) for st in s.stubs]
-        labels.append(Label(s.net, s.x0, y, metal.layer, ld))
-    routing_cell = CellSpec("ROUTING", rects=tuple(wires + vias))
-    refs = tuple(Ref(cell_name("B", b)) for b in block_order(pl)) + (Ref("ROUTING"),)
-    return w.cell_bytes(routing_cell) + w.cell_bytes(CellSpec(cell_name("CHIP", top), refs=refs, labels=tuple(labels)))
+    return CellSpec(name, rects=tuple(wires + vias))
 
 
 def write_mask_file(path: Path, top: str, pl: Placement, routing: Routing, roms: dict[str, np.ndarray], die: Die,
@@ -105,17 +113,15 @@ def write_masks(path: Path, top: str, pl: Placement, routing: Routing, roms: dic
 
 
 def write_lyp(path: Path, die: Die) -> None:
-    """KLayout layer properties: names and colours of the two custom layers and the labels."""
-    entries = [
-        (die.layers.via.name, die.layers.via.layer, die.layers.via.datatype, die.layers.via.color, "I9"),
-        (die.layers.metal.name, die.layers.metal.layer, die.layers.metal.datatype, die.layers.metal.color, "I5"),
-        (f"{die.layers.metal.name.split()[0]} labels", die.layers.metal.layer, die.layers.label_datatype, "#000000", "I1"),
-    ]
+    """KLayout layer properties: names and colours of the two custom layers, their text labels
+    (hidden) and the reference layers of the overview and views (`view/layers.py`)."""
+    from taalas_compile.view.layers import lyp_entries
+
     props = "".join(
         f" <properties>\n  <frame-color>{c}</frame-color>\n  <fill-color>{c}</fill-color>\n"
-        f"  <dither-pattern>{pat}</dither-pattern>\n  <visible>true</visible>\n  <transparent>false</transparent>\n"
-        f"  <width>1</width>\n  <name>{n}</name>\n  <source>{ly}/{dt}@1</source>\n </properties>\n"
-        for n, ly, dt, c, pat in entries
+        f"  <dither-pattern>{pat}</dither-pattern>\n  <visible>{str(vis).lower()}</visible>\n  <transparent>false</transparent>\n"
+        f"  <width>{wd}</width>\n  <name>{n}</name>\n  <source>{ly}/{dt}@1</source>\n </properties>\n"
+        for n, ly, dt, c, pat, vis, wd in lyp_entries(die)
     )
     text = f'<?xml version="1.0" encoding="utf-8"?>\n<layer-properties>\n{props}</layer-properties>\n'
     write_atomic(path, lambda p: p.write_text(text))

@@ -114,6 +114,17 @@ def _cell(name: str, body: bytes, level: int, strategy: int = zlib.Z_DEFAULT_STR
     return uint(CELL) + string(name) + cblock(body, level, strategy)
 
 
+def raw_cell(name: str, body: bytes, level: int = LEVEL) -> bytes:
+    """A cell from records already encoded (`body`), in one CBLOCK (`view/` writes polygons and
+    rectangles by the million this way)."""
+    return _cell(name, body, level)
+
+
+def placement(cell: str, x: int, y: int) -> bytes:
+    """One PLACEMENT of `cell` at (x, y)."""
+    return _ref(Ref(cell, x, y))
+
+
 # --- file ------------------------------------------------------------------------------------
 def header() -> bytes:
     """Magic and START: version 1.0, 1000 grid steps per µm (real type 0: whole number), tables in END."""

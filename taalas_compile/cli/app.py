@@ -49,7 +49,7 @@ class Precision(str, Enum):
 Weights = Annotated[Path | None, typer.Option("--weights", "-w", help="Checkpoint: llama2.c .bin or Hugging Face directory (the recipe says which).")]
 Tokenizer = Annotated[Path | None, typer.Option("--tokenizer", "-t", help="Tokenizer: llama2.c tokenizer .bin or Hugging Face tokenizer.json.")]
 DieOpt = Annotated[str | None, typer.Option("--die", help="Base die: a name from `taalas-compile dies` or a .toml path (default: the recipe's).")]
-Recipe = Annotated[str, typer.Argument(help="Recipe name (`taalas-compile recipes`) or a .toml path.")]
+Recipe = Annotated[str, typer.Argument(help="Recipe name (`taalas-compile recipes`), a .toml path, or a Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer.json): its recipe is derived (`taalas-compile recipe DIR` shows it).")]
 ChipDir = Annotated[Path, typer.Argument(help="A compile output directory, e.g. out/tiny-llama.")]
 Calib = Annotated[Path | None, typer.Option("--calib", help="Calibration data for GPTQ and measured bits: a text file (tokenized with the model's tokenizer) or a .ids file of token ids (default: the recipe's [quant.calib]).")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
@@ -71,13 +71,20 @@ def compile_cmd(recipe: Recipe, weights: Weights = None, tokenizer: Tokenizer = 
                 jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Local worker processes for the per-block work (default: one per core, as many as memory holds; one process for a small model).")] = None,
                 executor: Annotated[ExecutorKind, typer.Option(help="Where the per-block work runs: local processes or a Dask cluster.")] = ExecutorKind.local,
                 scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address for --executor dask, e.g. tcp://10.0.0.5:8786.")] = None,
-                device: DeviceOpt = None) -> None:
+                device: DeviceOpt = None,
+                recipe_out: Annotated[Path | None, typer.Option("--recipe-out", help="Only write the resolved recipe (TOML) here, a starting point for hand tuning; compile nothing.")] = None) -> None:
     """Compile RECIPE into masks (GDSII or OASIS), layer properties, netlist and manifest.
+
+    RECIPE may be a Hugging Face checkpoint directory: the recipe is derived from its config.json
+    (die: the smallest shipped one it fits) and written into the output as recipe.toml, which
+    compiles to the same chip again with the same weights.
 
     Output is identical byte for byte for any --jobs or executor. An interrupted compile resumes:
     finished layer blocks are kept beside the output directory until the compile completes.
 
     Examples:
+
+        taalas-compile ./my-llama
 
         taalas-compile tiny-llama
 
@@ -92,6 +99,13 @@ def compile_cmd(recipe: Recipe, weights: Weights = None, tokenizer: Tokenizer = 
     from taalas_compile.pipeline import CompileOptions, compile_chip, with_quant_device
 
     inp = with_quant_device(resolve(recipe, weights, tokenizer, die, calib), device.value if device else None)
+    if recipe_out is not None:
+        from taalas_compile.config.recipe_toml import recipe_toml
+        from taalas_compile.pipeline import with_output_format
+
+        write_text(recipe_out, recipe_toml(with_output_format(inp, fmt.value if fmt else inp.recipe.output.format).recipe))
+        show.wrote(recipe_out)
+        return
     out = out or Path("out") / inp.recipe.name
     opts = CompileOptions(fmt=(fmt.value if fmt else inp.recipe.output.format),
                           executor=ExecutorCfg(jobs=jobs, kind=executor.value, scheduler=scheduler))
@@ -118,6 +132,33 @@ def verify(chip: ChipDir, json_out: JsonFlag = False,
     else:
         show.signoff(res)
     raise typer.Exit(0 if res["passed"] else 1)
+
+
+@app.command()
+def view(chip: ChipDir,
+         tile: Annotated[str | None, typer.Option(help="A tile, by its netlist name (e.g. L0.q_proj.r0c0).")] = None,
+         block: Annotated[str | None, typer.Option(help="A layer block: io, head, L0, L1, ..., tail.")] = None,
+         window: Annotated[str | None, typer.Option(help="A box on the die: X0,Y0,X1,Y1 in µm, origin lower left.")] = None,
+         marker: Annotated[int | None, typer.Option(help="The Nth violation (from 1) of the sign-off's marker database.")] = None,
+         open_it: Annotated[bool, typer.Option("--open", help="Start KLayout on the view (when installed).")] = False) -> None:
+    """Cut a part of the masks out into a small layout (DIR/view/), with the overview as context.
+
+    The view holds exactly the masks' vias in the region; it opens in seconds even for the 8B
+    chip, whose masks no machine can open whole. Prints the KLayout command (or runs it: --open).
+
+    Examples:
+
+        taalas-compile view out/llama-3.1-8b --tile L0.q_proj.r0c0 --open
+
+        taalas-compile view out/tiny-llama --block L0
+
+        taalas-compile view out/tiny-llama --window 0,0,120,80
+
+        taalas-compile view out/tiny-llama --marker 1
+    """
+    from taalas_compile.view.command import Selection, view_chip
+
+    show.viewed(view_chip(chip, Selection(tile, block, window, marker), open_it))
 
 
 @app.command()
@@ -169,21 +210,26 @@ def eval_cmd(recipe: Recipe, text: Annotated[Path, typer.Option("--text", help="
 
 
 @app.command()
-def plan(target: Annotated[str, typer.Argument(help="A recipe, or a compile output directory.")], die: DieOpt = None,
+def plan(target: Annotated[str, typer.Argument(help="A recipe, a compile output directory, or a Hugging Face checkpoint directory (its derived recipe).")], die: DieOpt = None,
          start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First day of the schedule (YYYY-MM-DD); without it, weeks from the start.")] = None,
          change_week: Annotated[float, typer.Option(help="What-if: the model changes after this many weeks.")] = 4.0,
          out: Annotated[Path | None, typer.Option("--out", "-o", help="Where to write plan.json, plan.html, plan.md (default DIR/plan, or out/RECIPE/plan).")] = None,
          route_stages: Annotated[bool, typer.Option(help="Multi-die: also refine and route every die's stage (about 20 s per hc1 die).")] = False,
+         what_if: Annotated[list[str] | None, typer.Option("--what-if", help="KEY=NUMBER, repeatable: clock_mhz, jobs, mask_slip_weeks, users, "
+                                                           "a [fab] weeks key or a cost parameter (docs/planning.md).")] = None,
+         cost: Annotated[Path | None, typer.Option("--cost", help="TOML file of cost parameters (key = number) replacing the defaults.")] = None,
          json_out: JsonFlag = False) -> None:
-    """Planning report: fit, floorplan, performance and cost, mask data, schedule, multi-die partition.
+    """Planning report: fit, floorplan, performance, cost, mask data, schedule, multi-die partition.
 
     Writes plan.html (opens offline), plan.md and plan.json (docs/plan.schema.json) and prints a summary.
 
-    Examples: `taalas-compile plan out/tiny-llama --start 2026-12-01`, `taalas-compile plan llama-3.1-70b`
+    Examples: `taalas-compile plan out/tiny-llama --start 2026-12-01`, `taalas-compile plan llama-3.1-70b`,
+    `taalas-compile plan llama-3.1-8b --what-if clock_mhz=800 --what-if mask_slip_weeks=2`
     """
     from taalas_compile.plan.write import make_plan
 
-    doc, paths = make_plan(target, die, start.date() if start else None, change_week, out, route_stages)
+    doc, paths = make_plan(target, die, start.date() if start else None, change_week, out, route_stages, tuple(what_if or ()),
+                           str(cost) if cost else None)
     print(json.dumps(doc, indent=1, sort_keys=True)) if json_out else show.plan(doc, paths)
 
 
@@ -193,12 +239,12 @@ def graph(recipe: Recipe, json_path: Annotated[Path | None, typer.Option("--json
 
     Example: `taalas-compile graph llama-3.1-8b --json out/llama-3.1-8b.graph.json`
     """
-    from taalas_compile.config.recipe import load_recipe
+    from taalas_compile.derive import recipe_of
     from taalas_compile.frontend.ir import graph_to_json
     from taalas_compile.frontend.lower import lower_args
     from taalas_compile.inputs import args_of
 
-    r = load_recipe(recipe)
+    r = recipe_of(recipe, several_dies=True)
     if r.model.architecture is None:
         raise UserError(f"recipe {r.name} has no [model.architecture]; its graph comes from a checkpoint")
     doc = graph_to_json(lower_args(args_of(r.model.architecture)))
@@ -206,6 +252,30 @@ def graph(recipe: Recipe, json_path: Annotated[Path | None, typer.Option("--json
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(doc, indent=1) + "\n")
     show.graph(r.name, doc, json_path)
+
+
+@app.command("recipe")
+def recipe_cmd(recipe: Recipe, die: Annotated[str | None, typer.Option("--die", help="Base die: a name from `taalas-compile dies` or a .toml path (default: the recipe's; for a checkpoint directory the smallest shipped die it fits).")] = None,
+               out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the TOML here (default: print it).")] = None) -> None:
+    """Print (or write) the recipe a compile of RECIPE would use, every setting stated: for a
+    checkpoint directory the derived one, a starting point for hand tuning.
+
+    Examples: `taalas-compile recipe ./my-llama -o my-llama.toml`, `taalas-compile recipe tiny-llama --die hc1`
+    """
+    from taalas_compile.config.recipe_toml import recipe_toml
+    from taalas_compile.derive import recipe_of
+
+    text = recipe_toml(recipe_of(recipe, die))
+    if out is None:
+        print(text, end="")
+    else:
+        write_text(out, text)
+        show.wrote(out)
+
+
+def write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
 
 
 @app.command()

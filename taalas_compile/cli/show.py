@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from taalas_compile.frontend.ir import short_name
+from taalas_compile.view.session import MAX_OPEN_DIGITS, session_command, shell
 
 # Markup only in our own format strings: everything from a user, a file or a model goes through
 # escape() (or markup=False), so "[/]" in a prompt or a path prints as typed instead of crashing.
@@ -142,7 +143,8 @@ def compiled(outdir: Path, doc: dict) -> None:
     files.add_column("what")
     what = {"chip.gds": "the two custom masks (GDSII)", "chip.oas": "the two custom masks (OASIS)", "chip.lyp": "KLayout layer properties",
             "netlist.json": "functional netlist",
-            "graph.json": "layer dataflow graph", "floorplan.png": "floorplan image"}
+            "graph.json": "layer dataflow graph", "floorplan.png": "floorplan image",
+            "chip.overview.oas": "overview: tiles, blocks, routing (opens in seconds)", "klayout_session.py": "opens it all in KLayout"}
     roms = {k: v for k, v in doc["outputs"].items() if k.startswith("roms/")}
     for name, meta in doc["outputs"].items():
         if name not in roms:
@@ -151,10 +153,13 @@ def compiled(outdir: Path, doc: dict) -> None:
         files.add_row(f"roms/ ({len(roms)} files)", _size(sum(m["bytes"] for m in roms.values())),
                       "expected ROM digits, one file per block of tiles")
     files.add_row("manifest.json", "", "inputs, hashes, versions, figures")
+    files.add_row("recipe.toml", "", "the resolved recipe: compiles to this chip again")
     out.print(files)
-    masks = doc["figures"].get("masks", {}).get("file", "chip.gds")
     out.print(f"next: [bold]{escape(f'taalas-compile verify {outdir}')}[/]", soft_wrap=True)
-    out.print(f"view: [bold]{escape(f'klayout {outdir}/{masks} -l {outdir}/chip.lyp')}[/]", soft_wrap=True)
+    out.print(f"view: [bold]{escape(shell(session_command(outdir)))}[/]"
+              + (" (the overview: the masks are too large to open)" if doc["figures"]["fit"]["digits_total"] > MAX_OPEN_DIGITS else ""),
+              soft_wrap=True)
+    out.print(f"part: [bold]{escape(f'taalas-compile view {outdir} --block L0 --open')}[/] (or --tile NAME, --window X0,Y0,X1,Y1)", soft_wrap=True)
 
 
 def signoff(res: dict) -> None:
@@ -187,8 +192,8 @@ def signoff(res: dict) -> None:
     ex = res["extracted"]
     out.print(f"extracted {ex['vias']:,} vias, {ex['metal_shapes']:,} metal shapes, {ex['nets']} nets in {res['seconds']['total']:.1f} s")
     if not res["passed"]:
-        out.print("markers: [bold]" + escape(f"klayout {res['dir']}/{res.get('masks', 'chip.gds')} -l {res['dir']}/chip.lyp -m {res['reports']['violations.lyrdb']}") + "[/]",
-                  soft_wrap=True)
+        out.print("markers: [bold]" + escape(shell(session_command(Path(res["dir"])))) + "[/] (masks + markers); the first: [bold]"
+                  + escape(f"taalas-compile view {res['dir']} --marker 1 --open") + "[/]", soft_wrap=True)
     out.print("[bold green]PASSED[/]" if res["passed"] else "[bold red]FAILED[/]")
 
 
@@ -233,24 +238,39 @@ def evaluation(res: dict) -> None:
     out.print(t)
 
 
+PLAN_SECTIONS = ("model", "fit", "performance", "capacity", "baseline", "cost", "masks", "schedule")
+VALUE_WIDTH = 24  # a value column this wide holds every number with its unit; longer text values fold
+SOURCE_MIN_WIDTH = 120  # narrower terminals (and pipes, 80 columns) get figure and value only; plan.md has every source
+
+
 def plan(doc: dict, paths: dict) -> None:
-    from taalas_compile.plan.render import fmt
+    from taalas_compile.plan.render import fmt, value_text
 
     sub = doc["subject"]
-    t = Table(title=escape(f"plan: {sub['name']}") + f" on {sub['dies']} x {sub['die']} ({'compiled chip' if sub['kind'] == 'chip' else 'recipe'})")
-    t.add_column("figure")
-    t.add_column("value", justify="right")
-    t.add_column("source (plan.md has it in full)", no_wrap=True, overflow="ellipsis", max_width=70)
-    for key in ("model", "fit", "performance", "capacity", "baseline", "masks", "schedule"):
+    dies = f"{sub['dies']} x {sub['die']}"
+    t = Table(title=escape(f"plan: {sub['name']}") + f" on {dies} ({'compiled chip' if sub['kind'] == 'chip' else 'recipe'})")
+    rows = []
+    for key in PLAN_SECTIONS:
         for f in doc[key]["figures"]:
-            unit = "" if f["unit"] in ("B", "date") or f["unit"].startswith("fraction") else f" {f['unit']}"
-            t.add_row(escape(f["label"]), escape(fmt(f["value"], f["unit"]) + unit), f"[dim]{f['source']['kind']}: {escape(f['source']['ref'])}[/]")
-        t.add_section()
+            rows.append((escape(f["label"]), escape(value_text(f)), f"[dim]{f['source']['kind']}: {escape(f['source']['ref'])}[/]"))
+        rows.append(None)
+    wide = out.width >= SOURCE_MIN_WIDTH
+    t.add_column("figure", overflow="fold", ratio=3 if wide else 2)
+    t.add_column("value", justify="right", overflow="fold", ratio=1, min_width=min(max(len(r[1]) for r in rows if r), VALUE_WIDTH))
+    if wide:
+        t.add_column("source (plan.md has it in full)", no_wrap=True, overflow="ellipsis", ratio=2)
+    for r in rows:
+        if r is None:
+            t.add_section()
+        else:
+            t.add_row(*(r if wide else r[:2]))
     out.print(t)
+    if not wide:
+        out.print("[dim](sources: plan.md and plan.json, or a terminal of 120 columns or more)[/]")
     if doc["fit"]["advice"]:
         out.print("[bold yellow]does not fit one die[/]; what would have to change:")
         for a in doc["fit"]["advice"]:
-            out.print(f"  • {escape(a['text'])}", soft_wrap=True)
+            out.print(f"  • {escape(a['text'])}")
     if doc["partition"]["dies"] > 1:
         st = doc["partition"]["tables"]["stages"]
         p = Table(title=st["title"])
@@ -261,11 +281,12 @@ def plan(doc: dict, paths: dict) -> None:
         out.print(p)
     sch = doc["schedule"]
     labels = {x["id"]: x["label"] for x in sch["tasks"]}
-    out.print("critical path: " + escape(" → ".join(labels[i] for i in sch["critical_path"])), soft_wrap=True)
+    out.print("critical path: " + escape(" → ".join(labels[i] for i in sch["critical_path"])))
     for w in sch["whatif"]:
-        out.print(f"what if {escape(w['label'])}: +{w['delay_weeks']:.1f} weeks{' (' + w['finish_date'] + ')' if w['finish_date'] else ''}", soft_wrap=True)
-    out.print(f"[dim]{escape(doc['performance']['assumptions'])}[/]", soft_wrap=True)
-    out.print("wrote " + escape(", ".join(str(p) for p in paths.values())), soft_wrap=True)
+        out.print(f"what if {escape(w['label'])}: +{w['delay_weeks']:.1f} weeks{' (' + w['finish_date'] + ')' if w['finish_date'] else ''}")
+    out.print(f"[dim]{escape(doc['performance']['assumptions'])}[/]")
+    out.print("wrote " + ", ".join(p.name for p in paths.values()) + " in")
+    out.print(escape(str(next(iter(paths.values())).parent)), soft_wrap=True)  # whole, to copy
 
 
 def graph(name: str, doc: dict, saved: Path | None) -> None:
@@ -279,6 +300,10 @@ def graph(name: str, doc: dict, saved: Path | None) -> None:
     out.print(t)
     if saved:
         out.print(f"saved {escape(str(saved))}")
+
+
+def wrote(path: Path) -> None:
+    out.print(f"wrote {escape(str(path))}", soft_wrap=True)
 
 
 def recipes(rs) -> None:
@@ -301,3 +326,13 @@ def dies(ds) -> None:
                   f"{mac * d.tiles.mac.rows * d.tiles.mac.cols:,}", _size(len(d.sites("sram")) * d.tiles.sram.bytes),
                   f"{d.clock.mhz:.0f} MHz", escape(d.description))
     out.print(t)
+
+
+def viewed(v) -> None:
+    """A view written by `taalas-compile view` (`view/command.Viewed`)."""
+    w = v.view
+    out.print(f"view of {escape(w.region.label)}: {w.path} ({_size(w.bytes)}, {w.vias:,} vias; {w.copied} tile cell(s) copied whole, "
+              f"{w.clipped} clipped) in {w.seconds:.1f} s", soft_wrap=True)
+    if w.region.marker is not None:
+        out.print(f"marker: {escape(w.region.marker.message)}", soft_wrap=True)
+    out.print(("opened: " if v.opened else "open: ") + f"[bold]{escape(shell(v.command))}[/]", soft_wrap=True)

@@ -30,14 +30,15 @@ def shipped(folder: Path) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.toml"))
 
 
-def find_config(name_or_path: str | Path, folder: Path, what: str) -> Path:
-    """A shipped config by name (`folder/NAME.toml`), or any path ending in .toml."""
+def find_config(name_or_path: str | Path, folder: Path, what: str, also: str = "") -> Path:
+    """A shipped config by name (`folder/NAME.toml`), or any path ending in .toml (`also`: what
+    else the error says may be given)."""
     p = Path(name_or_path)
     if p.suffix == ".toml":
         return p
     p = folder / f"{name_or_path}.toml"
     if not p.is_file():
-        raise UserError(f"unknown {what} '{name_or_path}' (shipped: {', '.join(shipped(folder))}; or pass a .toml path)")
+        raise UserError(f"unknown {what} '{name_or_path}' (shipped: {', '.join(shipped(folder))}; or pass a .toml path{f' or {also}' if also else ''})")
     return p
 
 

@@ -40,6 +40,7 @@ class Architecture(Strict):
     rope_scaling: RopeScalingCfg | None = None
     tie_embeddings: bool = False
     max_seq_len: int = 2048
+    head_dim: int = Field(default=0, ge=0)  # per-head width when config.json gives one; 0: dim // n_heads
 
 
 class ModelCfg(Strict):
@@ -175,5 +176,5 @@ def available_recipes() -> list[str]:
 
 def load_recipe(name_or_path: str | Path) -> Recipe:
     """A recipe by name (`recipes/NAME.toml`) or by path to a TOML file."""
-    p = find_config(name_or_path, RECIPES_DIR, "recipe")
+    p = find_config(name_or_path, RECIPES_DIR, "recipe", also="a Hugging Face checkpoint directory")
     return validate(Recipe, read_toml(p, "recipe"), f"recipe {p}")

@@ -27,6 +27,11 @@ def _read_json(path: Path) -> dict:
         raise UserError(f"{path}: not valid JSON ({e})") from None
 
 
+def read_config(path: Path) -> dict:
+    """A checkpoint's config.json as a dict; missing or not JSON: a one-line UserError."""
+    return _read_json(path)
+
+
 def _is_ignorable(name: str, args: ModelArgs) -> bool:
     """Tensors some exporters add that carry nothing: RoPE tables, a duplicate tied lm_head."""
     return name.endswith("rotary_emb.inv_freq") or (args.tie_embeddings and name == "lm_head.weight")

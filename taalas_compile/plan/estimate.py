@@ -13,8 +13,11 @@ import functools
 import networkx as nx
 
 from taalas_compile.config.die import Die
+from taalas_compile.config.recipe import TargetCfg
 from taalas_compile.die.rom_format import HEADER_WORDS, WORD_DIGITS, group_layout
 from taalas_compile.mapper.ir import Placement, Role, Tile
+from taalas_compile.mapper.place import tile_needs
+from taalas_compile.quant.codes import QuantSpec
 
 _layout = functools.cache(group_layout)  # a die has a handful of distinct (n_cols, group, bits)
 
@@ -29,6 +32,23 @@ def tile_digits(t: Tile) -> int:
     elif t.role is Role.ROPE:
         n += t.words[8] // 2 * 11
     return n
+
+
+KINDS = ("mac", "vu", "sram", "io")
+
+
+def model_fit(g: nx.DiGraph, plan: dict[str, QuantSpec], die: Die, target: TargetCfg) -> tuple[dict, dict, dict]:
+    """Whether a model fits one die, before anything is placed: (tiles of each kind per layer block
+    (mapper/place.py tile_needs), their totals, the die's sites of each kind). It fits when no
+    total exceeds its sites (`fits_one_die`)."""
+    needs = tile_needs(g, plan, die, target)
+    total = {k: sum(n[k] for n in needs.values()) for k in KINDS}
+    have = {k: len(die.sites(k)) for k in KINDS}
+    return needs, total, have
+
+
+def fits_one_die(total: dict, have: dict) -> bool:
+    return all(total[k] <= have[k] for k in total)
 
 
 def fit(pl: Placement, die: Die, tracks_used: dict | None = None) -> dict:
@@ -70,34 +90,43 @@ def tile_cycles(t: Tile, die: Die, position: int, kv_tiles: int = 1) -> float:
     return 0.0
 
 
-def _latency(pl: Placement, die: Die, position: int) -> tuple[float, float]:
-    """(cycles through the longest tile path, cycles of the slowest tile) at a sequence length."""
+def _latencies(pl: Placement, die: Die, positions: list[int]) -> list[tuple[float, float]]:
+    """Per sequence length: (cycles through the longest tile path, cycles of the slowest tile). The
+    tile graph is built once; only the attention tiles' cycles depend on the position."""
     kv_tiles: dict[str, int] = {}
     for n in pl.nets:
         if n.name.endswith(".kv"):
             kv_tiles[n.drivers[0].tile] = len(n.sinks)
     g = nx.DiGraph()
-    for t in pl.tiles:
-        if t.kind in ("mac", "vu"):
-            g.add_node(t.name, cycles=tile_cycles(t, die, position, kv_tiles.get(t.name, 1)))
+    tiles = {t.name: t for t in pl.tiles if t.kind in ("mac", "vu")}
+    g.add_nodes_from(tiles)
     for n in pl.nets:
         for d in n.drivers:
             for s in n.sinks:
-                if d.tile in g and s.tile in g:
+                if d.tile in tiles and s.tile in tiles:
                     g.add_edge(d.tile, s.tile)
+    order = [(n, list(g.predecessors(n))) for n in nx.topological_sort(g)]
     hop = die.clock.hop_cycles
-    longest: dict[str, float] = {}
-    for n in nx.topological_sort(g):
-        longest[n] = g.nodes[n]["cycles"] + max((longest[p] + hop for p in g.predecessors(n)), default=0.0)
-    return max(longest.values(), default=0.0), max((c for _, c in g.nodes(data="cycles")), default=0.0)
+    out = []
+    for position in positions:
+        cycles = {n: tile_cycles(t, die, position, kv_tiles.get(n, 1)) for n, t in tiles.items()}
+        longest: dict[str, float] = {}
+        for n, preds in order:
+            longest[n] = cycles[n] + max((longest[p] + hop for p in preds), default=0.0)
+        out.append((max(longest.values(), default=0.0), max(cycles.values(), default=0.0)))
+    return out
+
+
+def latency_curve(pl: Placement, die: Die, positions: list[int]) -> list[dict]:
+    """Per sequence length T: latency cycles of one token and the slowest tile's cycles (its pipeline bound)."""
+    return [{"position": p, "latency_cycles": a, "slowest_tile_cycles": b} for p, (a, b) in zip(positions, _latencies(pl, die, positions))]
 
 
 def performance(pl: Placement, die: Die, context: int | None = None) -> dict:
     """Tokens/s for one user at a short (1 token) and the full context, and with the pipeline full."""
     ctx = context or max((t.words[10] for t in pl.tiles if t.role is Role.ATTENTION), default=1)
     hz = die.clock.mhz * 1e6
-    short, _ = _latency(pl, die, 1)
-    full, slowest = _latency(pl, die, ctx)
+    (short, _), (full, slowest) = _latencies(pl, die, [1, ctx])
     return {
         "clock_mhz": die.clock.mhz,
         "context": ctx,

@@ -9,12 +9,13 @@ A figure is `{"id", "label", "value", "unit", "source": {"kind", "ref"}}`; a tab
 - "computed": worked out from the placement and the die by the named code (ref: module and inputs);
 - "cited": a published figure (ref: the citation);
 - "estimate": scaled from a measurement or a cited rate (ref: the scaling and what it scales);
-- "input": given on the command line (ref: the option).
+- "input": given on the command line (ref: the option);
+- "assumption": a value we chose where no public figure exists (ref: what it stands for).
 """
 
 from __future__ import annotations
 
-KINDS = ("die", "recipe", "measured", "computed", "cited", "estimate", "input")
+KINDS = ("die", "recipe", "measured", "computed", "cited", "estimate", "input", "assumption")
 
 
 def src(kind: str, ref: str) -> dict:

@@ -134,8 +134,8 @@ def advice(s: Subject) -> list[dict]:
     total = sum(s.numel.values())
     if six:
         out.append({"text": f"all weights at 3 bits: {six / total:.0%} of the weights are at 6 bits now; 3 bits halves their digit cells "
-                            f"(quality cost: DOMAIN.md, Q3_K_S +26% perplexity on Llama-3-8B)",
-                    "source": {"kind": "cited", "ref": "../shared/DOMAIN.md, Quantization anchors"}})
+                            f"(quality cost: llama.cpp measured Q3_K_S at +26% perplexity on Llama-3-8B)",
+                    "source": {"kind": "cited", "ref": "llama.cpp perplexity table for Llama-3-8B, wikitext-2 (github.com/ggml-org/llama.cpp, tools/perplexity/README.md)"}})
     if need["sram"] > have["sram"]:
         out.append({"text": f"KV cache: a shorter context (now {s.context:,}) or fewer sequences shrinks the SRAM need", "source": {"kind": "recipe", "ref": "[target] context, sequences"}})
     out.append({"text": f"split over {len(s.stages)} {s.die.name} dies as balanced pipeline stages (the partition below)",

@@ -12,15 +12,17 @@ SECTIONS = [  # (key in plan.json, heading, charts under its figures)
     ("fit", "Fit", ["fit-dies", "bits-tensor", "bits-layer"]),
     ("partition", "Partition over dies", ["stages"]),
     ("floorplan", "Floorplan", ["floorplan", "blocks"]),
-    ("performance", "Performance and cost", []),
+    ("performance", "Performance", ["context-curve", "users-curve"]),
     ("capacity", "Context and LoRA capacity", ["context"]),
     ("baseline", "GPU serving baseline", []),
+    ("cost", "Cost", []),
     ("masks", "Mask data, compile and verify times", []),
     ("schedule", "Schedule: model to chip", ["gantt", "whatif"]),
 ]
 CHART_TITLES = {"fit-dies": "utilization per die", "bits-tensor": "3- and 6-bit weights per tensor kind", "bits-layer": "3- and 6-bit weights per layer",
                 "stages": "latency per die (µs, one token)", "blocks": "ROM fill per layer block", "context": "context per user for N concurrent users",
-                "gantt": "schedule (critical path in red)", "whatif": "what-if: weeks to boards running", "floorplan": "floorplan"}
+                "gantt": "schedule (critical path in red)", "context-curve": "tokens/s against context, one user",
+                "users-curve": "tokens/s against concurrent sequences (each at the longest context the SRAM holds for that many)", "whatif": "what-if: weeks to boards running", "floorplan": "floorplan"}
 
 
 def fmt(v, unit: str = "") -> str:
@@ -42,8 +44,20 @@ def fmt(v, unit: str = "") -> str:
     return f"{v:,.3g}" if abs(v) < 1 else f"{v:,.2f}"
 
 
-def _shown_unit(unit: str) -> str:
-    return "" if unit in ("B", "fraction", "date") or unit.startswith("fraction") else unit
+COUNTED = ("dies", "GPUs", "adapters", "layers", "weights", "tokens", "cells", "masks", "users")
+
+
+def _shown_unit(unit: str, value=None) -> str:
+    """The unit as printed after the value: none for bytes, fractions and dates; singular for one of a count."""
+    if unit in ("B", "fraction", "date") or unit.startswith("fraction"):
+        return ""
+    return unit[:-1] if value == 1 and unit in COUNTED else unit
+
+
+def value_text(f: dict) -> str:
+    """A figure's value and unit as one string ("1 die", "85.8%", "59.40 µs")."""
+    u = _shown_unit(f["unit"], f["value"])
+    return fmt(f["value"], f["unit"]) + (f" {u}" if u else "")
 
 
 def _src(s: dict) -> str:
@@ -63,7 +77,7 @@ def _html_table(t: dict) -> str:
 
 
 def _html_figures(figs: list[dict]) -> str:
-    rows = "".join(f"<tr><td>{_e(f['label'])}</td><td class='num'>{_e(fmt(f['value'], f['unit']))}</td><td>{_e(_shown_unit(f['unit']))}</td>"
+    rows = "".join(f"<tr><td>{_e(f['label'])}</td><td class='num'>{_e(fmt(f['value'], f['unit']))}</td><td>{_e(_shown_unit(f['unit'], f['value']))}</td>"
                    f"<td class='src'><span class='kind'>{_e(f['source']['kind'])}</span> {_e(f['source']['ref'])}</td></tr>" for f in figs)
     return f"<table><tr><th>figure</th><th>value</th><th>unit</th><th>source</th></tr>{rows}</table>"
 
@@ -88,10 +102,11 @@ def to_html(doc: dict, image_uri: str | None) -> str:
     css, js = (asset / "plan.css").read_text(), (asset / "plan.js").read_text()
     sub = doc["subject"]
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>plan: {_e(sub['name'])} on {_e(sub['die'])}</title><style>{css}</style></head><body>",
-             f"<h1>Plan: {_e(sub['name'])} on {sub['dies']} × {_e(sub['die'])}</h1>",
+             f"<h1>Plan: {_e(sub['name'])} on {sub['dies']} {_e(sub['die'])} die{'s' if sub['dies'] > 1 else ''}</h1>",
              (f"<p>{_e('compiled chip ' + sub['path'] if sub['kind'] == 'chip' else 'recipe (mapped here, no weights, no masks)')}; taalas-compile {_e(doc['compiler'])}. "
               "Every figure names its source: <i>die</i> (base die parameter), <i>recipe</i>, <i>input</i> (command line), <i>measured</i>, "
-              "<i>computed</i> (from the placement and the die by the code named), <i>estimate</i> (scaled from a measurement), <i>cited</i>.</p>")]
+              "<i>computed</i> (from the placement and the die by the code named), <i>estimate</i> (the time model, calibrated on measured runs), <i>cited</i> "
+              "(a public source), <i>assumption</i> (a value we chose; override it with --cost or --what-if).</p>")]
     if image_uri:
         parts.append(f"<img id='floorplan-image' src='{image_uri}' alt='floorplan' hidden>")
     for key, heading, _ in SECTIONS:
@@ -119,15 +134,19 @@ def to_html(doc: dict, image_uri: str | None) -> str:
 
 
 def _task_table(doc: dict) -> dict:
-    rows = [[t["label"], t["start_week"], t["end_week"], t["start_date"] or "", t["end_date"] or "", "yes" if t["critical"] else "", _src(t["source"])]
-            for t in doc["schedule"]["tasks"]]
-    return {"title": "tasks", "columns": ["task", "start week", "end week", "start", "end", "critical", "duration source"], "rows": rows,
+    tasks = doc["schedule"]["tasks"]
+    dated = bool(tasks) and tasks[0]["start_date"] is not None  # without --start: weeks only
+    rows = [[t["label"], t["start_week"], t["end_week"], *([t["start_date"], t["end_date"]] if dated else []), "yes" if t["critical"] else "",
+             _src(t["source"])] for t in tasks]
+    return {"title": "tasks", "columns": ["task", "start week", "end week", *(["start", "end"] if dated else []), "critical", "duration source"], "rows": rows,
             "source": {"kind": "computed", "ref": "plan/schedule.py: earliest starts on the task graph; critical = zero slack"}}
 
 
 def _whatif_table(doc: dict) -> dict:
-    rows = [[w["label"], w["finish_week"], w["delay_weeks"], w["finish_date"] or "", w["how"], _src(w["source"])] for w in doc["schedule"]["whatif"]]
-    return {"title": "what-if scenarios", "columns": ["scenario", "finish week", "delay weeks", "finish", "how", "source"], "rows": rows,
+    ws = doc["schedule"]["whatif"]
+    dated = bool(ws) and ws[0]["finish_date"] is not None
+    rows = [[w["label"], w["finish_week"], w["delay_weeks"], *([w["finish_date"]] if dated else []), w["how"], _src(w["source"])] for w in ws]
+    return {"title": "what-if scenarios", "columns": ["scenario", "finish week", "delay weeks", *(["finish"] if dated else []), "how", "source"], "rows": rows,
             "source": {"kind": "computed", "ref": "plan/schedule.py whatifs()"}}
 
 
@@ -152,7 +171,7 @@ def to_markdown(doc: dict) -> str:
             out += ["Does not fit one die. What would have to change:", ""] + [f"- {a['text']} ({_src(a['source'])})" for a in sec["advice"]] + [""]
         if sec.get("figures"):
             out += ["| figure | value | source |", "| --- | --- | --- |"]
-            out += [f"| {f['label']} | {fmt(f['value'], f['unit'])} {_shown_unit(f['unit'])} | {_src(f['source'])} |".replace("  |", " |") for f in sec["figures"]]
+            out += [f"| {f['label']} | {value_text(f)} | {_src(f['source'])} |" for f in sec["figures"]]
             out.append("")
         if key == "floorplan":
             out += ["Blocks per die: " + "; ".join(f"die {d['die']}: " + ", ".join(b["block"] for b in d["blocks"]) for d in sec["dies"]),

@@ -19,6 +19,7 @@ from taalas_compile.errors import UserError
 from taalas_compile.plan.figures import die_ref, fig, src
 from taalas_compile.plan.masks import times
 from taalas_compile.plan.subject import Subject
+from taalas_compile.plan.whatif import DEFAULT_INPUTS, PlanInputs
 
 WEEK_S = 7 * 86400
 MAX_WEEKS = 10_000  # about 190 years: any later week is a typo, and dates past year 9999 do not exist
@@ -36,21 +37,29 @@ def _task(g: nx.DiGraph, name: str, label: str, weeks: float, source: dict, afte
     g.add_edges_from((a, name) for a in after)
 
 
-def task_graph(s: Subject, extra_dies: int = 0) -> nx.DiGraph:
+def compile_time(t: dict) -> tuple[float, str, str]:
+    """The compile a tape-out runs: with calibrated quantization when the recipe asks for it."""
+    return t.get("compile_calibrated", t["compile"])
+
+
+def task_graph(s: Subject, extra_dies: int = 0, inputs: PlanInputs = DEFAULT_INPUTS) -> nx.DiGraph:
     """Tasks and their dependencies; `extra_dies` adds a second chip's copies of every per-die task."""
     f, die = s.die.fab, s.die
     g = nx.DiGraph()
     _task(g, "freeze", "model freeze + quantization sign-off", f.freeze_weeks, src("die", die_ref(die, "fab", "freeze_weeks")), [])
-    tt = times(s)
+    tt = times(s, inputs)
+    slip = inputs.get("mask_slip_weeks", 0.0)
+    mask_src = src(*inputs.source("mask_slip_weeks")) if slip else src("die", die_ref(die, "fab", "mask_weeks"))
     prev_c, prev_v, packaged = "freeze", None, []
     copies = [(1, t) for t in tt] + [(2, t) for _ in range(extra_dies) for t in tt]
     for k, (chip, t) in enumerate(copies):
         parts = ([f"chip {chip}"] if chip > 1 else []) + ([f"die {t['die']}"] if len(tt) > 1 else [])
         sfx = f" ({', '.join(parts)})" if parts else ""
         c, v = f"compile{k}", f"verify{k}"
-        _task(g, c, f"compile{sfx}", t["compile"][0] / WEEK_S, src(t["compile"][1], t["compile"][2]), ["freeze", prev_c] if prev_c != "freeze" else ["freeze"], t["die"])
+        ct = compile_time(t)
+        _task(g, c, f"compile{sfx}", ct[0] / WEEK_S, src(ct[1], ct[2]), ["freeze", prev_c] if prev_c != "freeze" else ["freeze"], t["die"])
         _task(g, v, f"sign-off: DRC, LVS, emulation{sfx}", t["verify"][0] / WEEK_S, src(t["verify"][1], t["verify"][2]), [c] + ([prev_v] if prev_v else []), t["die"])
-        _task(g, f"masks{k}", f"mask making, via + metal{sfx}", f.mask_weeks, src("die", die_ref(die, "fab", "mask_weeks")), [v], t["die"])
+        _task(g, f"masks{k}", f"mask making, via + metal{sfx}" + (f" ({slip:g} weeks late)" if slip else ""), f.mask_weeks + slip, mask_src, [v], t["die"])
         _task(g, f"process{k}", f"processing on banked base wafers{sfx}", f.process_weeks, src("die", die_ref(die, "fab", "process_weeks")), [f"masks{k}"], t["die"])
         _task(g, f"package{k}", f"packaging + test{sfx}", f.package_test_weeks, src("die", die_ref(die, "fab", "package_test_weeks")), [f"process{k}"], t["die"])
         prev_c, prev_v = c, v
@@ -80,9 +89,9 @@ def _date(start: dt.date | None, weeks: float) -> str | None:
     return None if start is None else (start + dt.timedelta(days=round(weeks * 7, 6))).isoformat()
 
 
-def schedule_section(s: Subject, start: dt.date | None, change_week: float) -> dict:
+def schedule_section(s: Subject, start: dt.date | None, change_week: float, inputs: PlanInputs = DEFAULT_INPUTS) -> dict:
     check_week(change_week)
-    g = task_graph(s)
+    g = task_graph(s, inputs=inputs)
     sch = schedule(g)
     tasks = [{"id": n, "label": g.nodes[n]["label"], "start_week": round(sch["start"][n], 6), "end_week": round(sch["end"][n], 6),
               "weeks": round(g.nodes[n]["weeks"], 6), "critical": n in sch["critical"],
@@ -90,14 +99,14 @@ def schedule_section(s: Subject, start: dt.date | None, change_week: float) -> d
              for n in nx.topological_sort(g)]
     base = sch["finish"]
     figs = [fig("weeks_to_chip", "model freeze to boards running", base, "weeks", "computed", "longest path of the task graph (plan/schedule.py)"),
-            fig("start_date", "start", start.isoformat() if start else None, "date", "input" if start else "computed",
-                "--start" if start else "no --start given: weeks from the start only"),
-            fig("finish_date", "boards running", _date(start, base), "date", "computed", "start + weeks to chip")]
+            fig("start_date", "start", start.isoformat() if start else "week 0", "date", "input" if start else "computed",
+                "--start" if start else "no --start given: weeks from the start"),
+            fig("finish_date", "boards running", _date(start, base) or f"week {base:.1f}", "date", "computed", "start + weeks to chip")]
     return {"figures": figs, "tasks": tasks, "critical_path": [t["id"] for t in tasks if t["critical"]],
-            "whatif": whatifs(s, g, sch, start, change_week)}
+            "whatif": whatifs(s, g, sch, start, change_week, inputs)}
 
 
-def whatifs(s: Subject, g: nx.DiGraph, sch: dict, start: dt.date | None, change_week: float) -> list[dict]:
+def whatifs(s: Subject, g: nx.DiGraph, sch: dict, start: dt.date | None, change_week: float, inputs: PlanInputs = DEFAULT_INPUTS) -> list[dict]:
     f, base = s.die.fab, sch["finish"]
     out = []
     # the model changes at week N: everything restarts from the freeze; tasks begun before N are lost
@@ -107,8 +116,8 @@ def whatifs(s: Subject, g: nx.DiGraph, sch: dict, start: dt.date | None, change_
                        f"all work restarts from the model freeze at week {change_week:g}; lost: {', '.join(lost) or 'nothing'}",
                        "computed", "--change-week; task graph re-scheduled from that week"))
     # a failed sign-off: find and fix the cause, compile and sign off that die again
-    t0 = times(s)[-1]
-    redo = f.fix_weeks + (t0["compile"][0] + t0["verify"][0]) / WEEK_S
+    t0 = times(s, inputs)[-1]
+    redo = f.fix_weeks + (compile_time(t0)[0] + t0["verify"][0]) / WEEK_S
     out.append(_whatif("signoff_respin", "sign-off fails once (fix, recompile, sign off again)", base + redo, base, start,
                        f"+{f.fix_weeks:g} weeks fixing ({die_ref(s.die, 'fab', 'fix_weeks')}) + one more compile and sign-off of the last die",
                        "die", die_ref(s.die, "fab", "fix_weeks")))
@@ -117,7 +126,7 @@ def whatifs(s: Subject, g: nx.DiGraph, sch: dict, start: dt.date | None, change_
     out.append(_whatif("silicon_respin", "bring-up fails: new masks and a second run (respin)", base + spin, base, start,
                        "fix + compile + sign-off + masks + processing + packaging + bring-up once more", "die", f"[fab] of base_die/{s.die.name}.toml"))
     # a second chip taped out alongside: its compiles queue behind this one's on the build machine
-    g2 = task_graph(s, extra_dies=1)
+    g2 = task_graph(s, extra_dies=1, inputs=inputs)
     fin2 = schedule(g2)["finish"]
     out.append(_whatif("second_die", "a second chip of the same size in the same cycle", fin2, base, start,
                        "its compiles and sign-offs run after this chip's on one build machine; masks and wafers in parallel",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 from taalas_compile.mapper.ir import Role
-from taalas_compile.plan.baseline import TAALAS_CLAIM, gpu_ceiling
+from taalas_compile.plan.baseline import H100_SXM, TAALAS_CLAIM, gpu_serving
 from taalas_compile.plan.estimate import performance, tile_cycles
 from taalas_compile.plan.figures import die_ref, fig, table
 from taalas_compile.plan.subject import Subject
@@ -82,14 +82,12 @@ def performance_section(s: Subject) -> dict:
     return {"figures": figs, "tables": {"stages": stages}, "assumptions": perfs[0]["assumptions"], "model": MODEL}
 
 
-def capacity_section(s: Subject) -> dict:
-    """Context per user for N concurrent users from the SRAM, and LoRA adapters in the reserve."""
-    die = s.die
-    sram = len(die.sites("sram")) * die.tiles.sram.bytes
-    n = len(s.stages)
-    # per die: its SRAM minus its LoRA share, over the KV bytes per token of its layers; the tightest die bounds
-    ctx = []
-    for users in USERS:
+def context_per_users(s: Subject, users_list: tuple[int, ...] = USERS) -> list[tuple[int, int]]:
+    """(users, longest context per user): per die its SRAM minus its LoRA share over the KV bytes per
+    token of its layers and users; the tightest die bounds it."""
+    sram = len(s.die.sites("sram")) * s.die.tiles.sram.bytes
+    out = []
+    for users in users_list:
         per_die = []
         for st in s.stages:
             layers = sum(b.startswith("L") for b in st.blocks)
@@ -98,7 +96,16 @@ def capacity_section(s: Subject) -> dict:
             kv = s.kv_bytes_per_token * layers / max(s.n_layers, 1)
             lora = s.lora_reserve_bytes * layers / max(s.n_layers, 1)
             per_die.append(int((sram - lora) // (users * kv)))
-        ctx.append([users, min(per_die) if per_die else 0])
+        out.append((users, min(per_die) if per_die else 0))
+    return out
+
+
+def capacity_section(s: Subject) -> dict:
+    """Context per user for N concurrent users from the SRAM, and LoRA adapters in the reserve."""
+    die = s.die
+    sram = len(die.sites("sram")) * die.tiles.sram.bytes
+    n = len(s.stages)
+    ctx = [[users, c] for users, c in context_per_users(s)]
     figs = [fig("kv_bytes_per_token", "KV cache per token (all layers, K and V)", s.kv_bytes_per_token, "B", "computed",
                 f"2 x layers x kv_heads x head_dim x {die_ref(die, 'arith', 'kv_bits')} / 8"),
             fig("sram_bytes_per_die", "SRAM per die", sram, "B", "die", f"{die_ref(die, 'tiles', 'sram.bytes')} x S sites of [grid]"),
@@ -129,17 +136,23 @@ def _lora_bytes(s: Subject, rank: int, which: tuple[str, ...] | None) -> int:
                           if "layers." in t and (which is None or t.split(".")[-2] in which))
 
 
-def baseline_section(s: Subject, perf: dict) -> dict:
-    g = gpu_ceiling(s.params)
+def baseline_section(s: Subject, perf: dict, memory_fraction: float, users: int) -> dict:
+    """One H100 replica serving `users` sequences of the plan's context, next to this plan's figures."""
+    gpu = H100_SXM
+    kv_values = s.kv_bytes_per_token * 8 // s.die.arith.kv_bits
+    g = gpu_serving(s.params, kv_values, s.context, users, memory_fraction, gpu)
     f = {x["id"]: x["value"] for x in perf["figures"]}
-    cite = g["citation"]
-    figs = [fig("gpu_tokens_per_s_single", f"{g['gpu']}: tokens/s, one user (roofline ceiling)", g["tokens_per_s_single"], "tokens/s", "cited",
-                f"HBM bandwidth / FP8 weight bytes; {cite}"),
-            fig("gpu_tokens_per_s_aggregate", f"{g['gpu']}: tokens/s, aggregate (compute ceiling)", g["tokens_per_s_aggregate"], "tokens/s", "cited",
-                f"dense FP8 FLOPS / 2 FLOPs per weight; {cite}"),
-            fig("gpu_watts", f"{g['gpu']}: power", g["watts"], "W", "cited", cite),
-            fig("gpu_count", "GPUs to hold the FP8 weights", g["gpus_to_hold_weights"], "GPUs", "cited", f"80 GB HBM3 per GPU; {cite}"),
-            fig("gpu_energy_mj_per_token_single", "GPU energy per token, one user", g["joules_per_token_single"] * 1e3, "mJ", "cited", "power / roofline tokens/s"),
-            fig("speedup_single", "this plan vs the GPU ceiling, one user", f["tokens_per_s_single"] / g["tokens_per_s_single"], "x", "computed", "tokens/s ratio"),
-            fig("published_claim", "published comparison", "~10x faster, ~10x less power than GPU serving", "", "cited", TAALAS_CLAIM)]
+    cite = gpu.citation
+    mem = f"{memory_fraction:.0%} of {gpu.hbm_bytes / 1e9:.0f} GB per GPU for weights and KV (vLLM's default; the rest: activations, workspace)"
+    figs = [fig("gpu_count", f"GPUs per replica: FP8 weights + fp16 KV cache of {users} x {s.context:,} tokens", g.gpus, "GPUs", "computed",
+                f"weights {g.weight_bytes / 1e9:,.1f} GB + KV {g.kv_bytes / 1e9:,.2f} GB over {mem}; {cite}"),
+            fig("gpu_tokens_per_s_single", f"{gpu.name}: tokens/s, one user (roofline ceiling)", g.tokens_per_s_single, "tokens/s", "computed",
+                f"HBM bandwidth x GPUs / FP8 weight bytes; {cite}"),
+            fig("gpu_tokens_per_s_aggregate", f"tokens/s, one replica, batch of {g.batch:,} at {s.context:,} tokens", g.tokens_per_s_aggregate,
+                "tokens/s", "computed", f"min(dense FP8 FLOPS / 2 FLOPs per weight, HBM roofline at the batch its memory holds); {cite}"),
+            fig("gpu_watts", f"{gpu.name}: power", gpu.watts, "W", "cited", cite),
+            fig("gpu_energy_mj_per_token_single", "GPU energy per token, one user", gpu.watts * g.gpus / g.tokens_per_s_single * 1e3, "mJ",
+                "computed", "GPUs x power / roofline tokens/s"),
+            fig("speedup_single", "this plan vs the GPU ceiling, one user", f["tokens_per_s_single"] / g.tokens_per_s_single, "x", "computed", "tokens/s ratio"),
+            fig("published_claim", "published comparison", "~10x faster, ~10x cheaper, ~10x less power than GPU serving", "", "cited", TAALAS_CLAIM)]
     return {"figures": figs}

@@ -21,7 +21,7 @@ from taalas_compile.mapper.ir import Placement
 from taalas_compile.mapper.place import map_graph, tile_needs
 from taalas_compile.mapper.refine import refine_placement
 from taalas_compile.mapper.route import route_nets
-from taalas_compile.plan.estimate import fit
+from taalas_compile.plan.estimate import fit, fits_one_die, model_fit
 from taalas_compile.plan.partition import Cut, partition_blocks, stage_graph
 from taalas_compile.quant.plan import assign_bits, bits_per_weight
 from taalas_compile.reference import chip_die, read_manifest
@@ -79,10 +79,8 @@ def from_recipe(r: Recipe, die: Die, route_stages: bool = False) -> Subject:
     args = args_of(r.model.architecture)
     g = lower_args(args)
     plan = assign_bits(g, r.quant, die)
-    needs = tile_needs(g, plan, die, r.target)
-    total = {k: sum(n[k] for n in needs.values()) for k in ("mac", "vu", "sram", "io")}
-    have = {k: len(die.sites(k)) for k in total}
-    if all(total[k] <= have[k] for k in total):
+    needs, total, have = model_fit(g, plan, die, r.target)
+    if fits_one_die(total, have):
         start = map_graph(g, plan, die, r.target)
         pl = refine_placement(start, die)
         routing = route_nets(pl, die)
@@ -158,8 +156,14 @@ def _json(p: Path) -> dict | None:
 
 
 def load_subject(target: str, die_ref: str | None = None, route_stages: bool = False) -> Subject:
-    """A compiled chip directory, or a recipe with a [model.architecture] to map."""
+    """A compiled chip directory, a Hugging Face checkpoint directory (its derived recipe; a model no
+    shipped die holds is split over the largest), or a recipe with a [model.architecture] to map."""
     p = Path(target)
+    if p.is_dir() and (p / "config.json").is_file() and not (p / "manifest.json").is_file():
+        from taalas_compile.derive import derive_recipe
+
+        r = derive_recipe(p, die_ref, several_dies=True)
+        return from_recipe(r, load_die(r.target.die), route_stages)
     if p.is_dir():
         return from_chip(p, die_ref)
     r = load_recipe(target)

@@ -14,6 +14,7 @@ from taalas_compile.plan.render import to_html, to_markdown
 from taalas_compile.plan.report import build_plan
 from taalas_compile.plan.schedule import check_week
 from taalas_compile.plan.subject import Subject, load_subject
+from taalas_compile.plan.whatif import plan_inputs
 
 
 def plan_dir(s: Subject, out: Path | None) -> Path:
@@ -46,10 +47,12 @@ def write_plan(doc: dict, image_uri: str | None, out: Path) -> dict[str, Path]:
 
 
 def make_plan(target: str, die: str | None = None, start: dt.date | None = None, change_week: float = 4.0,
-              out: Path | None = None, route_stages: bool = False) -> tuple[dict, dict[str, Path]]:
+              out: Path | None = None, route_stages: bool = False, what_if: tuple[str, ...] = (),
+              cost_file: str | None = None) -> tuple[dict, dict[str, Path]]:
     check_week(change_week)  # the inputs first: the analysis can take a while
+    inputs = plan_inputs(what_if, cost_file)  # --what-if KEY=VALUE and --cost FILE.toml, checked
     if out is not None:
         check_out_dir(out)
     s = load_subject(target, die, route_stages)  # recipe mapped (one die or several) or chip read back
-    doc = build_plan(s, start, change_week)  # every analysis, each figure with its source
+    doc = build_plan(s, start, change_week, inputs)  # every analysis, each figure with its source
     return doc, write_plan(doc, image_data_uri(s), plan_dir(s, out))  # plan.json, plan.html, plan.md

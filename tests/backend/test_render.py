@@ -1,5 +1,5 @@
 """The floorplan PNG is rendered headless from the masks on disk (or, for a chip too large to
-draw, from its placement)."""
+draw, from its overview) with a title, a legend and a scale bar."""
 
 import struct
 import zlib
@@ -22,29 +22,28 @@ def png_size_and_pixels(path):
     return width, height, zlib.decompress(idat)
 
 
-def test_compile_renders_a_floorplan_with_the_die_aspect(tiny_chip, tmp_path):
+def test_compile_renders_a_floorplan_that_explains_itself(tiny_chip, tmp_path):
+    from taalas_compile.backend.render import die_in_image, frame_box
+
     png = tiny_chip / "floorplan.png"
     width, height, pixels = png_size_and_pixels(png)
-    assert width == 1600 and 700 < height < 1000  # the mini die is 0.61 x 0.32 mm
+    x0, y0, x1, y1 = frame_box(Geometry(load_die("mini")).size)
+    assert width == 1600 and abs(height - 1600 * (y1 - y0) / (x1 - x0)) <= 1  # die + title above + legend below
     assert len(set(pixels)) > 2  # not a blank canvas: tiles and wires are drawn
-    again = tmp_path / "again.png"
-    render_floorplan(tiny_chip / "chip.gds", tiny_chip / "chip.lyp", again, Geometry(load_die("mini")).size)
-    assert again.read_bytes() == png.read_bytes()
+    left, top, w, h = die_in_image(Geometry(load_die("mini")).size)
+    assert 0 < left < 0.05 and 0 < top < 0.15 and 0.9 < w < 1 and 0.7 < h < 0.9
 
 
-def test_a_chip_too_large_to_draw_is_rendered_from_its_placement(tiny_chip, tmp_path):
-    from taalas_compile.backend.blocks import TileMeta
-    from taalas_compile.backend.netlist import read_netlist
-    from taalas_compile.backend.render import render_placement
+def test_floorplan_is_reproducible_and_drawn_from_the_overview_alone_for_a_large_chip(tiny_chip, tmp_path):
     from taalas_compile.inputs import resolve
-    from taalas_compile.pipeline import compile_ir
+    from taalas_compile.pipeline import compile_ir, figure
 
-    c = compile_ir(resolve("tiny-llama"))
-    _, _, doc = read_netlist(tiny_chip, roms=False)
-    metas = {t["name"]: TileMeta(t["rom_region"]["rows"], t["rom_region"]["cols"], t["rom_region"]["sha256"], 0) for t in doc["tiles"]}
-    png = tmp_path / "floorplan.png"
-    render_placement(c.placement, c.routing, metas, load_die("mini"), tiny_chip / "chip.lyp", png)
-    width, height, pixels = png_size_and_pixels(png)
-    masks_w, masks_h, _ = png_size_and_pixels(tiny_chip / "floorplan.png")
-    assert (width, height) == (masks_w, masks_h) and len(set(pixels)) > 2
-    assert list(tmp_path.iterdir()) == [png]  # its scratch layout is gone
+    inp = resolve("tiny-llama")
+    fig = figure(inp, compile_ir(inp))
+    again = tmp_path / "again.png"
+    render_floorplan(tiny_chip / "chip.gds", tiny_chip / "chip.overview.oas", tiny_chip / "chip.lyp", again, fig)
+    assert again.read_bytes() == (tiny_chip / "floorplan.png").read_bytes()
+    large = tmp_path / "large.png"
+    render_floorplan(None, tiny_chip / "chip.overview.oas", tiny_chip / "chip.lyp", large, fig)  # no mask read
+    w, h, pixels = png_size_and_pixels(large)
+    assert (w, h) == png_size_and_pixels(again)[:2] and len(set(pixels)) > 2

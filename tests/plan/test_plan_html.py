@@ -61,7 +61,7 @@ def rendered(page, tmp_path):
 def test_charts_render_in_chromium(tiny_plan, tmp_path):
     p = rendered(tiny_plan[1]["plan.html"].read_text(), tmp_path)
     kinds = [c["kind"] for c in p.charts]
-    assert {"fit-dies", "bits-tensor", "bits-layer", "floorplan", "blocks", "context", "gantt", "whatif"} <= set(kinds)
+    assert {"fit-dies", "bits-tensor", "bits-layer", "floorplan", "blocks", "context", "gantt", "whatif", "context-curve", "users-curve"} <= set(kinds)
     assert p.body.get("data-charts") == str(len(kinds))  # the script reached the end
     for c in p.charts:
         assert c["rendered"] and c["shapes"] >= 3, c

@@ -16,7 +16,7 @@ SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "plan.schema.json").re
 
 def sources(doc):
     """Every object in the document that holds a number for the reader, with its source."""
-    for key in ("model", "fit", "partition", "performance", "capacity", "baseline", "masks", "schedule"):
+    for key in ("model", "fit", "partition", "performance", "capacity", "baseline", "cost", "masks", "schedule"):
         sec = doc[key]
         yield from ((f["label"], f["source"]) for f in sec["figures"])
         yield from ((t["title"], t["source"]) for t in sec.get("tables", {}).values())
@@ -47,7 +47,7 @@ def test_chip_plan_is_valid_sourced_and_reproducible(tiny_plan, tiny_chip, tmp_p
 
 def test_markdown_has_every_section_and_the_gantt(tiny_plan):
     md = tiny_plan[1]["plan.md"].read_text()
-    for heading in ("## Fit", "## Floorplan", "## Performance and cost", "## GPU serving baseline", "## Mask data", "## Schedule"):
+    for heading in ("## Fit", "## Floorplan", "## Performance", "## GPU serving baseline", "## Cost", "## Mask data", "## Schedule"):
         assert heading in md
     assert "```mermaid\ngantt" in md and ":crit, freeze, 2026-12-01, 7d" in md
 

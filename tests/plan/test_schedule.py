@@ -6,9 +6,11 @@ import math
 
 import pytest
 
-from taalas_compile.plan.masks import PERF_DIGITS, PERF_VERIFY_S, times
+from taalas_compile.plan.masks import times, workers
 from taalas_compile.plan.schedule import WEEK_S, schedule, schedule_section, task_graph
 from taalas_compile.plan.subject import load_subject
+from taalas_compile.plan.time_model import MODEL
+from taalas_compile.plan.whatif import PlanInputs
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +25,10 @@ def test_durations_come_from_fab_and_the_measured_compile(tiny, tiny_chip):
         [f.freeze_weeks, f.mask_weeks, f.process_weeks, f.package_test_weeks, f.bring_up_weeks]
     assert g.nodes["compile0"]["source"]["kind"] == "measured" and "run.json" in g.nodes["compile0"]["source"]["ref"]
     assert g.nodes["compile0"]["weeks"] == pytest.approx(math.fsum(tiny.run["seconds"].values()) / WEEK_S)
-    # not verified yet: the sign-off time is scaled from docs/performance.md and says so
-    assert g.nodes["verify0"]["source"]["kind"] == "estimate"
-    assert g.nodes["verify0"]["weeks"] == pytest.approx(tiny.fit(tiny.stages[0])["digits_total"] * PERF_VERIFY_S / PERF_DIGITS / WEEK_S)
+    # not verified yet: the sign-off time comes from the calibrated time model and says so
+    assert g.nodes["verify0"]["source"]["kind"] == "estimate" and "plan/time_model.py" in g.nodes["verify0"]["source"]["ref"]
+    digits = tiny.fit(tiny.stages[0])["digits_total"]
+    assert g.nodes["verify0"]["weeks"] == pytest.approx(MODEL.verify_seconds(digits, workers(PlanInputs())) / WEEK_S)
 
 
 def test_one_die_is_one_chain_all_critical(tiny):
@@ -58,4 +61,4 @@ def test_dates_and_whatifs(tiny):
 
 def test_without_start_there_are_no_dates(tiny):
     sec = schedule_section(tiny, None, 4)
-    assert all(t["start_date"] is None for t in sec["tasks"]) and sec["figures"][2]["value"] is None
+    assert all(t["start_date"] is None for t in sec["tasks"]) and sec["figures"][2]["value"] == f"week {sec['figures'][0]['value']:.1f}"

@@ -51,5 +51,5 @@ def test_masks_use_only_the_die_layers(layout, die, netlist):
 def test_compile_is_byte_reproducible(compiled, tmp_path):
     again = tmp_path / "again"
     compile_chip(resolve("tiny-llama"), again)
-    for name in ("chip.gds", "netlist.json", "roms/L0.safetensors"):
+    for name in ("chip.gds", "netlist.json", "roms/L0.safetensors", "chip.overview.oas", "klayout_session.py", "floorplan.png"):
         assert (compiled / name).read_bytes() == (again / name).read_bytes(), f"{name} differs between two compiles"

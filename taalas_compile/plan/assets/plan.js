@@ -6,6 +6,8 @@
   const NS = "http://www.w3.org/2000/svg";
   const C3 = "#4e79a7", C6 = "#f28e2b", CRIT = "#d62728", GREY = "#9aa5b1";
   const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
+  // block i: hue by the golden angle, so neighbouring and distant blocks never share a colour
+  const blockColor = (i) => `hsl(${(i * 137.508) % 360}, 62%, ${i % 2 ? 42 : 55}%)`;
 
   function el(name, attrs, parent, text) {
     const e = document.createElementNS(NS, name);
@@ -36,7 +38,8 @@
         const v = ser.values[i] === null ? 0 : ser.values[i];
         const r = el("rect", { x: left, y: y + 1, width: Math.max(0, (w - left - 110) * v / max), height: rowH - 3, fill: colors[j], class: "bar" }, s);
         tip(r, `${lab} ${ser.name}: ${ser.values[i] === null ? "n/a" : fmt(v)} ${unit}`);
-        el("text", { x: left + (w - left - 110) * Math.min(v, max) / max + 4, y: y + rowH - 5, class: "val" }, s, ser.values[i] === null ? "n/a" : `${ser.name} ${fmt(v)}`);
+        const text = ser.values[i] === null ? "n/a" : v === 0 ? "" : series.length > 1 ? `${ser.name} ${fmt(v)}` : `${fmt(v)} ${unit}`;
+        if (text) el("text", { x: left + (w - left - 110) * Math.min(v, max) / max + 4, y: y + rowH - 5, class: "val" }, s, text);
         y += rowH;
       });
     });
@@ -57,7 +60,7 @@
         const r = el("rect", { x: left + i * bw + 1, y: y, width: Math.max(bw - 2, 1), height: hh, fill: colors[j], class: "bar" }, s);
         tip(r, `${lab} ${st.name}: ${fmt(st.values[i])} ${unit}`);
       });
-      if (labels.length <= 40 || i % Math.ceil(labels.length / 40) === 0)
+      if (i % Math.max(1, Math.ceil(30 / bw)) === 0)
         el("text", { x: left + i * bw + bw / 2, y: h - bottom + 12, "text-anchor": "middle", class: "tick" }, s, lab);
     });
     el("text", { x: left - 4, y: top + 8, "text-anchor": "end", class: "tick" }, s, fmt(max));
@@ -69,7 +72,45 @@
     return s;
   }
 
+  // line chart, log-scaled x: xs, series [{name, values}], colours
+  function lines(host, xs, series, colors, xlabel, unit) {
+    const w = 760, h = 260, left = 70, right = 20, top = 12, bottom = 46;
+    const s = svg(host, w, h);
+    const lx = (v) => Math.log(Math.max(v, 1));
+    const x0 = lx(xs[0]), x1 = Math.max(lx(xs[xs.length - 1]), x0 + 1e-9);
+    const ymax = Math.max(...series.flatMap((ser) => ser.values), 1e-12);
+    const X = (v) => left + (w - left - right) * (lx(v) - x0) / (x1 - x0);
+    const Y = (v) => h - bottom - (h - bottom - top) * v / ymax;
+    el("line", { x1: left, x2: w - right, y1: h - bottom, y2: h - bottom, class: "axis" }, s);
+    el("line", { x1: left, x2: left, y1: top, y2: h - bottom, class: "axis" }, s);
+    for (let k = 0; k <= 4; k++) el("text", { x: left - 6, y: Y(ymax * k / 4) + 4, "text-anchor": "end", class: "tick" }, s, fmt(ymax * k / 4));
+    let lastX = -1e9;
+    xs.forEach((v) => {
+      if (X(v) - lastX < 34) return;
+      lastX = X(v);
+      el("text", { x: X(v), y: h - bottom + 14, "text-anchor": "middle", class: "tick" }, s, fmt(v));
+    });
+    el("text", { x: (left + w - right) / 2, y: h - bottom + 30, "text-anchor": "middle", class: "tick" }, s, xlabel + " (log scale)");
+    series.forEach((ser, j) => {
+      el("polyline", { points: xs.map((v, i) => `${X(v)},${Y(ser.values[i])}`).join(" "), fill: "none", stroke: colors[j], "stroke-width": 2 }, s);
+      xs.forEach((v, i) => tip(el("circle", { cx: X(v), cy: Y(ser.values[i]), r: 3, fill: colors[j] }, s), `${xlabel} ${fmt(v)}: ${fmt(ser.values[i])} ${unit}`));
+      el("rect", { x: left + 10 + j * 200, y: h - 12, width: 10, height: 10, fill: colors[j] }, s);
+      el("text", { x: left + 24 + j * 200, y: h - 3, class: "tick" }, s, ser.name);
+    });
+    return s;
+  }
+
   const charts = {
+    "context-curve": (host) => {
+      const t = plan.performance.tables.context;
+      return lines(host, t.rows.map((r) => r[0]), [{ name: "tokens/s, one user", values: t.rows.map((r) => r[1]) }], [C3], "context tokens", "tokens/s");
+    },
+    "users-curve": (host) => {
+      const t = plan.performance.tables.users;
+      if (!t.rows.length) return null;
+      return lines(host, t.rows.map((r) => r[0]), [{ name: "tokens/s, all sequences", values: t.rows.map((r) => r[3]) },
+        { name: "tokens/s, each sequence", values: t.rows.map((r) => r[2]) }], [C3, C6], "concurrent sequences", "tokens/s");
+    },
     "fit-dies": (host) => {
       const t = plan.fit.tables.dies;
       const names = ["MAC tiles", "ROM cells", "vector units", "SRAM", "routing"];
@@ -95,15 +136,16 @@
     },
     "stages": (host) => {
       const t = plan.performance.tables.stages;
-      return hbars(host, t.rows.map((r) => `die ${r[0]}: ${r[1]}..${r[2]}`), [{ name: "µs", values: t.rows.map((r) => r[col(t, "latency µs")]) }], [C3], Math.max(...t.rows.map((r) => r[col(t, "latency µs")]), 1e-9), "µs", 220);
+      return hbars(host, t.rows.map((r) => `die ${r[0]}: ${r[1]}..${r[2]}`), [{ name: "latency", values: t.rows.map((r) => r[col(t, "latency µs")]) }], [C3], Math.max(...t.rows.map((r) => r[col(t, "latency µs")]), 1e-9), "µs", 220);
     },
     "gantt": (host) => {
       const tasks = plan.schedule.tasks, left = 290, w = 900, rowH = 20;
-      const end = Math.max(...tasks.map((t) => t.end_week));
+      const end = Math.max(Math.ceil(Math.max(...tasks.map((t) => t.end_week))), 1);
       const h = tasks.length * rowH + 40;
       const s = svg(host, w, h);
-      const x = (wk) => left + (w - left - 20) * wk / end;
-      for (let wk = 0; wk <= Math.ceil(end); wk++) {
+      const x = (wk) => left + (w - left - 40) * wk / end;
+      const step = Math.max(1, Math.ceil(end / 20));
+      for (let wk = 0; wk <= end; wk += step) {
         el("line", { x1: x(wk), x2: x(wk), y1: 0, y2: h - 24, class: "grid" }, s);
         el("text", { x: x(wk), y: h - 10, "text-anchor": "middle", class: "tick" }, s, `w${wk}`);
       }
@@ -130,7 +172,7 @@
       el("rect", { x: 0, y: 0, width: W, height: H, fill: "#ffffff", stroke: "#333" }, s);
       if (img && fp.image) el("image", { href: img.getAttribute("src"), x: 0, y: 0, width: W, height: H, preserveAspectRatio: "none" }, s);
       die.blocks.forEach((b, i) => {
-        const c = PALETTE[i % PALETTE.length];
+        const c = blockColor(i);
         const g = el("g", { class: "block" }, s);
         tip(g, `${b.block}: ${b.tiles} tiles`);
         b.rects.forEach((r) => el("rect", { x: r[0] * W, y: r[1] * H, width: r[2] * W, height: r[3] * H, fill: c, "fill-opacity": fp.image ? 0.25 : 0.6, stroke: c }, g));

@@ -1,0 +1,60 @@
+"""A view's vias are exactly the masks' vias in its region, as the sign-off reads the masks: on
+GDSII (read whole, every tile clipped) and OASIS (tile cells inside the region copied byte for
+byte, the others clipped) tiny-llama, and on stories260K."""
+
+import pytest
+from vias import mask_vias_in, view_vias
+
+from taalas_compile.backend.netlist import read_netlist
+from taalas_compile.config.die import load_die
+from taalas_compile.errors import UserError
+from taalas_compile.view.command import Selection, make_view
+
+
+def same_vias(chip, sel):
+    view = make_view(chip, sel)
+    _, _, doc = read_netlist(chip, roms=False)
+    die = load_die("mini")
+    want = mask_vias_in(chip / doc["masks"], die, view.region)
+    got = view_vias(view.path, die)
+    assert len(want) > 0 and got.shape == want.shape and (got == want).all(), (view.region.label, len(got), len(want))
+    assert view.vias == len(want)
+    return view
+
+
+@pytest.mark.parametrize("sel", [Selection(tile="L0.q_proj.r0c0"), Selection(block="L1"), Selection(window="150,20,330,75")],
+                         ids=["tile", "block", "window"])
+def test_view_vias_equal_the_masks_in_the_region(tiny_chip, tiny_oasis, sel):
+    v = same_vias(tiny_chip, sel)
+    assert v.copied == 0  # GDSII: read whole, clipped
+    w = same_vias(tiny_oasis, sel)
+    assert w.copied > 0 and (w.clipped > 0) == (sel.window is not None)  # OASIS: tile cells inside copied as they are
+
+
+def test_stories260k_block_view(stories_chip):
+    same_vias(stories_chip, Selection(block="L2"))
+
+
+def test_the_overview_is_the_context_and_adds_no_via_or_metal(tiny_oasis):
+    import klayout.db as kdb
+
+    v = make_view(tiny_oasis, Selection(tile="L0.q_proj.r0c0"))
+    ly = kdb.Layout()
+    ly.read(str(v.path))
+    names = {c.name for c in ly.each_cell()}
+    assert {"OV_CONTEXT", "VIEW_CLIP", "VIEW_REF", "T_L0_q_proj_r0c0", "SEL", "ROMCELL"} <= names and "OV_ROUTING" not in names
+    assert v.path == tiny_oasis / "view" / "tile-L0.q_proj.r0c0.oas"
+
+
+@pytest.mark.parametrize("sel, message", [
+    (Selection(), "give exactly one of"),
+    (Selection(tile="L0.q_proj.r0c0", block="L0"), "give exactly one of"),
+    (Selection(tile="q_proj_r0"), "no such tile"),
+    (Selection(block="L9"), "no such layer block"),
+    (Selection(window="1,2,3"), "expected X0,Y0,X1,Y1"),
+    (Selection(window="5,5,1,1"), "not a box on the die"),
+    (Selection(marker=1), "run `taalas-compile verify"),
+])
+def test_bad_selections_are_one_line_errors(tiny_chip, sel, message):
+    with pytest.raises(UserError, match=message):
+        make_view(tiny_chip, sel)
