@@ -140,11 +140,13 @@ def view(chip: ChipDir,
          block: Annotated[str | None, typer.Option(help="A layer block: io, head, L0, L1, ..., tail.")] = None,
          window: Annotated[str | None, typer.Option(help="A box on the die: X0,Y0,X1,Y1 in µm, origin lower left.")] = None,
          marker: Annotated[int | None, typer.Option(help="The Nth violation (from 1) of the sign-off's marker database.")] = None,
-         open_it: Annotated[bool, typer.Option("--open", help="Start KLayout on the view (when installed).")] = False) -> None:
+         open_it: Annotated[bool, typer.Option("--open", help="Start KLayout on the view (when installed).")] = False,
+         max_vias: Annotated[int, typer.Option(help="Refuse a region holding more vias than this (KLayout needs about 21 bytes a via: the default opens in about 3 GiB).")] = 150_000_000) -> None:
     """Cut a part of the masks out into a small layout (DIR/view/), with the overview as context.
 
-    The view holds exactly the masks' vias in the region; it opens in seconds even for the 8B
-    chip, whose masks no machine can open whole. Prints the KLayout command (or runs it: --open).
+    The view holds exactly the masks' vias in the region; a tile opens in seconds even for the 8B
+    chip, whose masks no machine can open whole (a whole 8B layer block holds ~680 M vias: more
+    than --max-vias, so look at its tiles or a window). Prints the KLayout command (or runs it: --open).
 
     Examples:
 
@@ -158,7 +160,7 @@ def view(chip: ChipDir,
     """
     from taalas_compile.view.command import Selection, view_chip
 
-    show.viewed(view_chip(chip, Selection(tile, block, window, marker), open_it))
+    show.viewed(view_chip(chip, Selection(tile, block, window, marker), open_it, max_vias))
 
 
 @app.command()

@@ -156,10 +156,11 @@ def compiled(outdir: Path, doc: dict) -> None:
     files.add_row("recipe.toml", "", "the resolved recipe: compiles to this chip again")
     out.print(files)
     out.print(f"next: [bold]{escape(f'taalas-compile verify {outdir}')}[/]", soft_wrap=True)
+    large = doc["figures"]["fit"]["digits_total"] > MAX_OPEN_DIGITS
     out.print(f"view: [bold]{escape(shell(session_command(outdir)))}[/]"
-              + (" (the overview: the masks are too large to open)" if doc["figures"]["fit"]["digits_total"] > MAX_OPEN_DIGITS else ""),
-              soft_wrap=True)
-    out.print(f"part: [bold]{escape(f'taalas-compile view {outdir} --block L0 --open')}[/] (or --tile NAME, --window X0,Y0,X1,Y1)", soft_wrap=True)
+              + (" (the overview: the masks are too large to open)" if large else ""), soft_wrap=True)
+    part, other = ("--tile L0.q_proj.r0c0", "another --tile") if large else ("--block L0", "--tile NAME")  # a large chip's block: too many vias
+    out.print(f"part: [bold]{escape(f'taalas-compile view {outdir} {part} --open')}[/] (or {other}, --window X0,Y0,X1,Y1)", soft_wrap=True)
 
 
 def signoff(res: dict) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 
+from taalas_compile.backend.render import die_in_image
 from taalas_compile.die.geometry import Geometry
 from taalas_compile.plan.figures import src
 from taalas_compile.plan.subject import Subject
@@ -46,6 +47,9 @@ def floorplan_section(s: Subject) -> dict:
     has_png = png is not None and png.is_file()
     out = {"dies": [die_map(s, st) for st in s.stages],
            "image": "floorplan.png" if has_png else None,
+           # where the die lies in floorplan.png (left, top, width, height as fractions of the picture:
+           # it has a title, legend and scale bar around the die), so plan.html lays it under the blocks
+           "image_box": [round(v, 6) for v in die_in_image(Geometry(s.die).size)] if has_png else None,
            "source": src("measured", f"{png} rendered by KLayout from chip.gds; blocks from netlist.json sites and die/geometry.py")
            if has_png else src("computed", "no masks written (recipe): blocks placed by the mapper, positions from die/geometry.py")}
     return out

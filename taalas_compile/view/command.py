@@ -53,7 +53,7 @@ def region_of(chip: Path, sel: Selection, pl, die) -> Region:
     return marker_region(chip / "signoff" / "violations.lyrdb", sel.marker)
 
 
-def make_view(chip: Path, sel: Selection) -> View:
+def make_view(chip: Path, sel: Selection, max_vias: int | None = None) -> View:
     """DIR/view/<region>.oas for the selected region (see view/cut.py)."""
     man = read_manifest(chip)
     pl, _, doc = read_netlist(chip, roms=False)
@@ -61,12 +61,12 @@ def make_view(chip: Path, sel: Selection) -> View:
     region = region_of(chip, sel, pl, die)
     mc = MaskCells(chip / doc["masks"], {cell_name("T", t.name) for t in pl.tiles})
     overview = chip / "chip.overview.oas"
-    return cut_view(mc, region, die, doc, overview if overview.is_file() else None, chip / "view" / f"{region.label}.oas")
+    return cut_view(mc, region, die, doc, overview if overview.is_file() else None, chip / "view" / f"{region.label}.oas", max_vias)
 
 
-def view_chip(chip: Path, sel: Selection, open_it: bool = False) -> Viewed:
-    """Cut the view; with `open_it`, start KLayout on it when it is installed (detached)."""
-    v = make_view(chip, sel)
+def view_chip(chip: Path, sel: Selection, open_it: bool = False, max_vias: int | None = None) -> Viewed:
+    """Cut the view (refused above `max_vias` vias); with `open_it`, start KLayout on it when it is installed (detached)."""
+    v = make_view(chip, sel, max_vias)
     cmd = session_command(chip, v.path)
     opened = False
     if open_it and shutil.which("klayout"):

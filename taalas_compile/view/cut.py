@@ -26,6 +26,7 @@ from taalas_compile.backend import oasis_stream as oas
 from taalas_compile.backend.layout_ir import CellSpec, Label, Rect, Ref
 from taalas_compile.backend.mask_file import MaskFile
 from taalas_compile.config.die import Die
+from taalas_compile.errors import UserError
 from taalas_compile.files import write_atomic
 from taalas_compile.signoff.cell_index import scan_cells
 from taalas_compile.view import layers as L
@@ -35,6 +36,7 @@ from taalas_compile.view.overview import CONTEXT
 from taalas_compile.view.region import Region, clip, contains, covers, touches
 
 DIE_CELLS = ("ROMCELL", "SEL")
+KLAYOUT_BYTES_PER_VIA = 21  # measured: the 8B chip's block L0 view, 677.5 M vias, 13.1 GiB in klayout.db (docs/performance.md)
 Shapes = dict[tuple[int, int], np.ndarray]  # (layer, datatype) -> int64 [n, 4] boxes, nm
 
 
@@ -80,8 +82,10 @@ def via_count(mc: MaskCells, name: str, via: tuple[int, int], memo: dict[str, in
     return memo[name]
 
 
-def cut_view(mc: MaskCells, region: Region, die: Die, doc: dict, overview: Path | None, path: Path) -> View:
-    """Write the view of `region` to `path` (see the module docstring)."""
+def cut_view(mc: MaskCells, region: Region, die: Die, doc: dict, overview: Path | None, path: Path,
+             max_vias: int | None = None) -> View:
+    """Write the view of `region` to `path` (see the module docstring); a region holding more than
+    `max_vias` vias is refused before anything is written (a file KLayout cannot open helps nobody)."""
     t0 = time.perf_counter()
     via = (die.layers.via.layer, die.layers.via.datatype)
     ext = rom_extents(doc, die.cell.pitch)
@@ -111,6 +115,10 @@ def cut_view(mc: MaskCells, region: Region, die: Die, doc: dict, overview: Path 
         clip_body.append(rectangles(*key, boxes))
     counts: dict[str, int] = {}
     n_vias += sum(via_count(mc, cell, via, counts) * len(pts) for cell, pts in whole)
+    if max_vias is not None and n_vias > max_vias:
+        raise UserError(f"view: {region.label} holds {n_vias:,} vias; KLayout needs about {n_vias * KLAYOUT_BYTES_PER_VIA / 2**30:.0f} GiB "
+                        f"to open them. Look at one of its tiles (--tile NAME) or a window (--window X0,Y0,X1,Y1), "
+                        f"or pass --max-vias {n_vias} to write it anyway")
     top = CellSpec(f"VIEW_{region.label}".replace(" ", "_"),
                    refs=tuple(Ref(cell, int(x), int(y)) for cell, pts in whole for x, y in pts.tolist())
                    + (Ref("VIEW_CLIP"), *((Ref(CONTEXT),) if overview is not None else ()), Ref("VIEW_REF")))

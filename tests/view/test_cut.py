@@ -58,3 +58,17 @@ def test_the_overview_is_the_context_and_adds_no_via_or_metal(tiny_oasis):
 def test_bad_selections_are_one_line_errors(tiny_chip, sel, message):
     with pytest.raises(UserError, match=message):
         make_view(tiny_chip, sel)
+
+
+def test_a_region_with_more_vias_than_max_vias_is_refused_before_writing(tiny_oasis):
+    """The console script: one line naming the count and the way out, exit 2, no file (the 8B
+    chip's block L0 holds 677 M vias, 13 GiB in KLayout: docs/performance.md)."""
+    import shutil
+    import subprocess
+
+    n = make_view(tiny_oasis, Selection(block="L1")).vias
+    shutil.rmtree(tiny_oasis / "view")
+    p = subprocess.run([shutil.which("taalas-compile"), "view", str(tiny_oasis), "--block", "L1", "--max-vias", str(n - 1)],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and f"holds {n:,} vias" in p.stderr and f"--max-vias {n}" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and not (tiny_oasis / "view").exists()

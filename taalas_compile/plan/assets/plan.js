@@ -170,7 +170,10 @@
       const W = 800, H = Math.round(W * die.size_nm[1] / die.size_nm[0]);
       const s = svg(host, W, H);
       el("rect", { x: 0, y: 0, width: W, height: H, fill: "#ffffff", stroke: "#333" }, s);
-      if (img && fp.image) el("image", { href: img.getAttribute("src"), x: 0, y: 0, width: W, height: H, preserveAspectRatio: "none" }, s);
+      if (img && fp.image) {  // the picture has margins (title, legend, scale bar): place its die on the die
+        const b = fp.image_box || [0, 0, 1, 1], iw = W / b[2], ih = H / b[3];
+        el("image", { href: img.getAttribute("src"), x: -b[0] * iw, y: -b[1] * ih, width: iw, height: ih, preserveAspectRatio: "none" }, s);
+      }
       die.blocks.forEach((b, i) => {
         const c = blockColor(i);
         const g = el("g", { class: "block" }, s);
