@@ -256,7 +256,7 @@ def figure(inp: Inputs, c: Compiled) -> Figure:
     """floorplan.png's title and legend."""
     n = inp.source.args.n_params
     params = f"{n / 1e9:.1f} B" if n >= 1e9 else f"{n / 1e6:.1f} M" if n >= 1e6 else f"{n / 1e3:.0f} K"
-    title = f"{inp.recipe.name} on die {inp.die.name}: {params} parameters, {len(c.placement.tiles)} tiles"
+    title = f"{inp.recipe.name} on die {inp.die.name}: {params} parameters, {len(c.placement.tiles):,} tiles"
     return Figure(title, Geometry(inp.die).size, legend(inp.die))
 
 

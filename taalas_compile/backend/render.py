@@ -46,6 +46,12 @@ def _text(r: kdb.Region, text: str, x: int, y: int, height: int) -> None:
     r.insert(kdb.TextGenerator.default_generator().text(text, 1.0, float(height)).moved(x, y))
 
 
+def _fit(text: str, height: int, width: int) -> int:
+    """`height`, lowered so that `text` is at most `width` wide (a tall die is narrow for its title)."""
+    per_unit = kdb.TextGenerator.default_generator().text(text, 1.0, 1000.0).bbox().width() / 1000
+    return max(1, min(height, int(width / per_unit))) if per_unit > 0 else height
+
+
 def _nice(length: float) -> int:
     """The largest 1, 2 or 5 times a power of ten (nm, at least 1 µm) not above `length`."""
     best = 1000
@@ -63,10 +69,15 @@ def figure_layout(fig: Figure) -> kdb.Layout:
     ly.dbu = 0.001
     top = ly.create_cell("FIGURE")
     text = kdb.Region()
-    line = round(BOTTOM_SHARE * h / 4)  # legend row pitch: three rows below the die
-    _text(text, fig.title, 0, h + round(TOP_SHARE * h * 0.3), round(TOP_SHARE * h * 0.5))
+    _text(text, fig.title, 0, h + round(TOP_SHARE * h * 0.3), _fit(fig.title, round(TOP_SHARE * h * 0.5), w))
     per_row = -(-len(fig.legend) // 3)
     col_w = w // max(per_row, 1)
+    # legend row pitch: three rows below the die, lowered until every entry fits its column
+    # (swatch 2 sw, gap sw/2, name 0.75 sw tall, sw = 0.7 line)
+    line = round(BOTTOM_SHARE * h / 4)
+    for name, _, _ in fig.legend:
+        label = name.removeprefix("ref: ")
+        line = min(line, round(_fit(label, round(0.75 * 0.7 * line), round(0.92 * col_w - 2.5 * 0.7 * line)) / (0.75 * 0.7)))
     for i, (name, layer, dt) in enumerate(fig.legend):
         col, row = i // 3, i % 3
         x, y = col * col_w, -(row + 1) * line
