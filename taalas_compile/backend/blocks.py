@@ -31,6 +31,7 @@ from safetensors.numpy import save_file
 from taalas_compile import __version__
 from taalas_compile.backend.masks import block_part
 from taalas_compile.backend.roms import tile_block, tile_consts, tile_image
+from taalas_compile.code_key import code_digest
 from taalas_compile.config.die import Die
 from taalas_compile.die.rom_format import NO_CELL
 from taalas_compile.executor import die_with_parent
@@ -40,11 +41,7 @@ from taalas_compile.model.weights import WeightSource
 from taalas_compile.quant.codes import QTensor, QuantSpec
 from taalas_compile.quant.etched import Etched
 
-_PKG = Path(__file__).resolve().parent.parent
-# the code a block's bytes depend on: any change is a cache miss
-_CODE = ("backend/blocks.py", "backend/roms.py", "backend/masks.py", "backend/layout_ir.py", "backend/rom_layout.py",
-         "backend/gds_stream.py", "backend/oasis_stream.py", "die/rom_format.py", "die/geometry.py",
-         "quant/codes.py", "quant/etched.py", "model/synthetic.py", "model/hf.py", "model/llama2c.py", "model/rope.py")
+CODE_ROOTS = ("taalas_compile.backend.blocks",)  # a block's bytes depend on this module and all it imports (code_key.py)
 
 
 @dataclass(frozen=True)
@@ -103,8 +100,7 @@ def rom_sha256(img: np.ndarray) -> str:
 def job_key(job: BlockJob) -> str:
     """sha256 of everything the block's output bytes depend on."""
     h = hashlib.sha256(f"taalas-block {__version__}\n".encode())
-    for rel in _CODE:
-        h.update((_PKG / rel).read_bytes())
+    h.update(code_digest(CODE_ROOTS).encode())
     fp = job.source.fingerprint()
     ident = {"kind": fp.get("kind"), "seed": fp.get("seed"), "sha256": [f["sha256"] for f in fp.get("files", [])]}
     h.update(json.dumps({

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from taalas_compile.code_key import code_digest
 from taalas_compile.quant.codes import QTensor
 
-_PKG = Path(__file__).resolve().parent.parent
-_CODE = ("quant/arith.py", "quant/calibrate.py", "quant/codes.py", "quant/etched.py", "quant/gptq.py", "quant/head.py",
-         "quant/layer.py", "quant/proxy.py", "quant/sensitivity.py", "quant/stream.py", "quant/tune.py", "model/llama.py",
-         "model/rope.py")
+# the quantizer's entry points: their source and everything of ours they import is in every key (code_key.py)
+CODE_ROOTS = ("taalas_compile.quant.reference", "taalas_compile.quant.stream", "taalas_compile.quant.tune",
+              "taalas_compile.quant.sensitivity", "taalas_compile.quant.proxy")
 
 
 def cache_dir() -> Path | None:
@@ -39,10 +39,9 @@ def weights_id(source) -> dict:
 
 
 def cache_key(kind: str, parts: dict) -> str:
-    """sha256 of `parts` (JSON-able; numpy/torch arrays are hashed by bytes) and the quantizer's code."""
+    """sha256 of `parts` (JSON-able; numpy/torch arrays are hashed by bytes) and the quantizer's code (code_key.py)."""
     h = hashlib.sha256(kind.encode())
-    for rel in _CODE:
-        h.update((_PKG / rel).read_bytes())
+    h.update(code_digest(CODE_ROOTS).encode())
     for k in sorted(parts):
         v = parts[k]
         h.update(k.encode())
