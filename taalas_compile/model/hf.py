@@ -119,6 +119,20 @@ class HFWeights:
         self._handles = {f: safe_open(str(f), framework="pt") for f in self.files}
 
 
+def shard_plan(shapes: dict[str, tuple[int, ...]], itemsize: int, shard_bytes: int) -> list[list[str]]:
+    """Tensor names per shard, in order, each shard at most `shard_bytes` (a larger tensor alone)."""
+    shards: list[list[str]] = [[]]
+    size = 0
+    for name, shape in shapes.items():
+        nbytes = itemsize * int(torch.Size(shape).numel())
+        if shards[-1] and size + nbytes > shard_bytes:
+            shards.append([])
+            size = 0
+        shards[-1].append(name)
+        size += nbytes
+    return shards
+
+
 def save_hf_checkpoint(directory: str | Path, source: WeightSource, shard_bytes: int | None = None,
                        dtype: torch.dtype = torch.float32) -> None:
     """Write config.json and safetensors of `dtype` (float32, or bfloat16 as Llama 3 ships):
@@ -131,15 +145,7 @@ def save_hf_checkpoint(directory: str | Path, source: WeightSource, shard_bytes:
         save_file({n: source.get(n).to(dtype).contiguous() for n in shapes}, str(directory / SINGLE), metadata={"format": "pt"})
         return
     itemsize = torch.empty(0, dtype=dtype).element_size()
-    shards: list[list[str]] = [[]]
-    size = 0
-    for name, shape in shapes.items():
-        nbytes = itemsize * int(torch.Size(shape).numel())
-        if shards[-1] and size + nbytes > shard_bytes:
-            shards.append([])
-            size = 0
-        shards[-1].append(name)
-        size += nbytes
+    shards = shard_plan(shapes, itemsize, shard_bytes)
     weight_map = {}
     for k, names in enumerate(shards):
         fname = f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors"
