@@ -17,6 +17,7 @@ import klayout.lay as klay
 
 from taalas_compile.files import write_atomic
 from taalas_compile.view import layers as L
+from taalas_compile.view.glyphs import CAP, fit_height
 
 TOP_SHARE, BOTTOM_SHARE, SIDE_SHARE = 0.10, 0.16, 0.02  # margins around the die, in die heights (sides: widths)
 
@@ -48,8 +49,7 @@ def _text(r: kdb.Region, text: str, x: int, y: int, height: int) -> None:
 
 def _fit(text: str, height: int, width: int) -> int:
     """`height`, lowered so that `text` is at most `width` wide (a tall die is narrow for its title)."""
-    per_unit = kdb.TextGenerator.default_generator().text(text, 1.0, 1000.0).bbox().width() / 1000
-    return max(1, min(height, int(width / per_unit))) if per_unit > 0 else height
+    return fit_height(text, width, round(height * CAP), fill=1.0)
 
 
 def _nice(length: float) -> int:
