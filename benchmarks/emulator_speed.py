@@ -18,8 +18,9 @@ from pathlib import Path
 
 import torch
 
+from taalas_compile.chip_dir import inputs_of_chip
 from taalas_compile.model.generate import greedy
-from taalas_compile.reference import build_references, inputs_of_chip
+from taalas_compile.reference import build_references
 from taalas_compile.run_chip import load_chip
 
 

@@ -68,13 +68,13 @@ def quick(out: Path, blocks: list[str], tokens: int) -> dict:
     import torch
 
     from taalas_compile.backend.netlist import read_block_roms, read_placement
+    from taalas_compile.chip_dir import chip_die, inputs_of_chip, read_manifest
     from taalas_compile.emulator.stream import StreamEmulator
     from taalas_compile.frontend.lower import lower_args
+    from taalas_compile.quant.bits import allocate_bits
     from taalas_compile.quant.codes import quantize_tensor, round_fp16
-    from taalas_compile.quant.plan import allocate_bits
     from taalas_compile.quant.reference import QLinear
     from taalas_compile.quant.reference_stream import _float_linear, _layer
-    from taalas_compile.reference import chip_die, inputs_of_chip, read_manifest
     from taalas_compile.signoff.emulation import sequence
 
     torch.set_num_threads(1)
@@ -82,7 +82,7 @@ def quick(out: Path, blocks: list[str], tokens: int) -> dict:
     pl, doc = read_placement(out)
     die = chip_die(out, man)
     argmax = next(t for t in pl.tiles if t.role.name == "ARGMAX")
-    seq = sequence(man.get("bos_id", 1), argmax.words[3], tokens)
+    seq = sequence(man.get("bos_id", 1), argmax.program.n, tokens)
     emu = StreamEmulator(pl, die, seq)
     order = list(doc["roms"])
     last = max(order.index(b) for b in blocks)
@@ -96,7 +96,7 @@ def quick(out: Path, blocks: list[str], tokens: int) -> dict:
             rows.append({"block": b, "stage": r.stage, "weights": sum((t.slice.r1 - t.slice.r0) * (t.slice.c1 - t.slice.c0) for t in pl.tiles if t.block == b and t.slice),
                          "read_roms_s": t_read, "emulate_s": r.seconds})
     inp = inputs_of_chip(out, man)
-    plan = allocate_bits(lower_args(inp.source.args), inp.recipe.quant, inp.die, None).plan
+    specs = allocate_bits(lower_args(inp.source.args), inp.recipe.quant, inp.die, None).specs
     a, clip = inp.die.arith, inp.recipe.quant.clip_search
     for row in rows:
         if not (row["stage"] or "").startswith("layers."):
@@ -106,7 +106,7 @@ def quick(out: Path, blocks: list[str], tokens: int) -> dict:
         t0 = time.perf_counter()
         with torch.no_grad():
             _layer(inp.source, i, _float_linear, None, lambda w: w)(x)
-            _layer(inp.source, i, lambda n, w: QLinear(quantize_tensor(w, plan[n], clip), a.act_bits), a.kv_bits, round_fp16)(x)
+            _layer(inp.source, i, lambda n, w: QLinear(quantize_tensor(w, specs[n], clip), a.act_bits), a.kv_bits, round_fp16)(x)
         row["reference_s"] = time.perf_counter() - t0
     return {"chip": str(out), "tokens": len(seq), "blocks": rows}
 

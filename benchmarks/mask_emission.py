@@ -25,7 +25,7 @@ import torch
 
 from taalas_compile.backend import gds_stream, oasis_stream
 from taalas_compile.backend.mask_file import MaskFile
-from taalas_compile.config.die import load_die
+from taalas_compile.die.load import load_die
 from taalas_compile.die.rom_format import (
     HEADER_WORDS,
     NO_CELL,
@@ -39,7 +39,7 @@ from taalas_compile.signoff.oasis_read import read_cells
 GROUP = 32
 
 
-def tile_image(bits: int, die, seed: int) -> tuple[np.ndarray, int]:
+def build_tile_image(bits: int, die, seed: int) -> tuple[np.ndarray, int]:
     """A full MAC tile of `bits`-bit codes from Gaussian weights -> (ROM image, weights in it)."""
     mac = die.tiles.mac
     span = GROUP * (1 if bits == 3 else 2) + 6  # digits per group: codes + fp16 scale
@@ -82,7 +82,7 @@ def main() -> None:
     torch.set_num_threads(1)
     die = load_die("hc1")
     n6 = round(a.tiles * a.six)
-    tiles = [tile_image(6 if i < n6 else 3, die, i) for i in range(a.tiles)]
+    tiles = [build_tile_image(6 if i < n6 else 3, die, i) for i in range(a.tiles)]
     kinds = [(6 if i < n6 else 3, n) for i, (_, n) in enumerate(tiles)]  # (bits, weights) per tile
     imgs = [img for img, _ in tiles]
     weights = sum(n for _, n in tiles)

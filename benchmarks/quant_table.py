@@ -25,7 +25,7 @@ from taalas_compile.config.recipe import CalibCfg
 from taalas_compile.inputs import calib_source, resolve
 from taalas_compile.model.perplexity import compare, make_windows
 from taalas_compile.paths import ROOT
-from taalas_compile.quant.plan import bits_per_weight
+from taalas_compile.quant.bits import bits_per_weight
 from taalas_compile.reference import build_references
 
 MODELS = ROOT.parent / "shared" / "models"
@@ -54,10 +54,10 @@ def measure(base, changes: dict, windows) -> dict:
     refs = build_references(inp)
     with torch.no_grad():
         res = compare(refs.float_model, refs.quant_model, windows)
-    return {"bits_per_weight": bits_per_weight(refs.graph, refs.plan, inp.die), "ppl_float": res["ppl_float"],
+    return {"bits_per_weight": bits_per_weight(refs.graph, refs.specs, inp.die), "ppl_float": res["ppl_float"],
             "ppl_quant": res["ppl_quant"], "ppl_increase": res["ppl_quant"] / res["ppl_float"] - 1, "kl": res["kl"],
             "top1_agreement": res["top1_agreement"], "seconds": time.perf_counter() - t0,
-            "six_bit_tensors": sum(s.bits == 6 for s in refs.plan.values())}
+            "six_bit_tensors": sum(s.bits == 6 for s in refs.specs.values())}
 
 
 def main() -> None:

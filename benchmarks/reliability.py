@@ -69,7 +69,7 @@ def make_workspace(ws: Path) -> None:
     from taalas_compile.config.recipe import load_recipe
     from taalas_compile.inputs import args_of
     from taalas_compile.model.hf import save_hf_checkpoint
-    from taalas_compile.model.weights import open_weights
+    from taalas_compile.model.sources import open_weights
 
     p = _run(["tiny-llama", "-o", str(ws / "base-chip")], ws)
     if p.returncode != 0:

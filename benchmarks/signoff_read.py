@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from taalas_compile.backend.netlist import read_netlist
-from taalas_compile.reference import chip_die, read_manifest
+from taalas_compile.chip_dir import chip_die, read_manifest
 from taalas_compile.signoff.cell_index import scan_cells
 from taalas_compile.signoff.findings import Findings
 from taalas_compile.signoff.oasis_read import read_cells_at
@@ -49,12 +49,12 @@ def main() -> None:
         for jobs in map(int, a.jobs.split(",")):
             t0 = time.perf_counter()
             f = Findings()
-            blocks, plan = check_rom_blocks(a.out, doc, path, pl, die, jobs)
+            blocks, reading = check_rom_blocks(a.out, doc, path, pl, die, jobs)
             res = collect(blocks, f)
             s = time.perf_counter() - t0
-            print(json.dumps({"blocks": "all", "jobs": plan.jobs, "parallel": plan.parallel, "seconds": round(s, 1), "tiles": res.tiles,
+            print(json.dumps({"blocks": "all", "jobs": reading.jobs, "parallel": reading.parallel, "seconds": round(s, 1), "tiles": res.tiles,
                               "vias": res.vias, "M_vias_per_s": round(res.vias / s / 1e6, 1),
-                              "M_vias_per_s_per_process": round(res.vias / s / 1e6 / plan.jobs, 1), "violations": f.counts}))
+                              "M_vias_per_s_per_process": round(res.vias / s / 1e6 / reading.jobs, 1), "violations": f.counts}))
     else:
         want = a.blocks.split(",")
         segs = [s for s in segments_of([(c.name, c.start, c.end) for c in scan_cells(path)], pl) if s.block in want]

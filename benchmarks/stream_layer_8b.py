@@ -35,7 +35,7 @@ import torch
 import taalas_compile.quant.layer as layer_mod
 from taalas_compile.config.recipe import load_recipe
 from taalas_compile.inputs import args_of
-from taalas_compile.model.weights import open_weights
+from taalas_compile.model.sources import open_weights
 from taalas_compile.quant.codes import QuantSpec, quantize_tensor
 
 TARGET_TOKENS = 16384

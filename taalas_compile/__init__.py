@@ -4,7 +4,8 @@ The Python API (`taalas_compile/api.py`): `compile_model(model, tokenizer=None, 
 calib=None)`, `verify(out)`, `emulate(out, prompt)`. They are imported on first use, so that
 `import taalas_compile` (and the command line's start) does not import torch."""
 
-__version__ = "0.1.0"
+from taalas_compile.version import __version__
+
 __all__ = ["__version__", "compile_model", "emulate", "verify"]
 
 _API = ("compile_model", "emulate", "verify")

@@ -36,30 +36,47 @@ def _module_name(path: Path, root: Path, package: str) -> str:
     return ".".join((package, *parts))
 
 
-def imports_of(path: Path, root: Path = ROOT, package: str = PACKAGE) -> set[Path]:
-    """Source files of our modules that `path` imports (anywhere in it), and the packages above them."""
+def imported_modules(path: Path, root: Path = ROOT, package: str = PACKAGE) -> set[str]:
+    """Dotted names of our modules that `path` names in an import (anywhere in it): `import a.b`
+    names a.b; `from a import b` names a.b when b is a module, else a; relative imports resolved.
+    The packages above a name (whose `__init__` runs first) are not added: see `imports_of`."""
     here = _module_name(path, root, package)
     is_pkg = path.name == "__init__.py"
-    names: set[str] = set()
+    out: set[str] = set()
     for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
         if isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
+            out.update(a.name for a in node.names if module_file(a.name, root, package))
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: from the module's package, one level up per extra dot
                 base = here.split(".")[: len(here.split(".")) - node.level + (1 if is_pkg else 0)]
                 mod = ".".join([*base, *([node.module] if node.module else [])])
             else:
                 mod = node.module or ""
-            names.add(mod)
-            names.update(f"{mod}.{a.name}" for a in node.names)  # `from pkg import module`
+            for a in node.names:  # `from pkg import module` names the module, `from pkg import x` the package
+                sub = f"{mod}.{a.name}"
+                if module_file(sub, root, package) not in (None, module_file(mod, root, package)):
+                    out.add(sub)
+                elif module_file(mod, root, package):
+                    out.add(mod)
+    return out
+
+
+def imports_of(path: Path, root: Path = ROOT, package: str = PACKAGE) -> set[Path]:
+    """Source files of our modules that `path` imports (anywhere in it), and the packages above them."""
     out = set()
-    for n in names:
+    for n in imported_modules(path, root, package):
         parts = n.split(".")
         for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__ too
             f = module_file(".".join(parts[:i]), root, package)
             if f is not None:
                 out.add(f)
     return out
+
+
+def import_graph(root: Path = ROOT, package: str = PACKAGE) -> dict[str, set[str]]:
+    """Every module of the package -> the modules it names in its imports (`imported_modules`)."""
+    return {_module_name(p, root, package): imported_modules(p, root, package) - {_module_name(p, root, package)}
+            for p in sorted(root.rglob("*.py")) if module_file(_module_name(p, root, package), root, package) == p}
 
 
 def source_closure(roots: tuple[str, ...], root: Path = ROOT, package: str = PACKAGE) -> list[Path]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import networkx as nx
 
-from taalas_compile.config.die import Die, available_dies, load_die
+from taalas_compile.config.die import Die
 from taalas_compile.config.loading import validate
 from taalas_compile.config.recipe import (
     Architecture,
@@ -35,12 +35,13 @@ from taalas_compile.config.recipe import (
     TargetCfg,
     load_recipe,
 )
+from taalas_compile.die.load import available_dies, load_die
 from taalas_compile.errors import UserError
 from taalas_compile.frontend.lower import lower_args
 from taalas_compile.model.args import ModelArgs
 from taalas_compile.model.hf import read_config
 from taalas_compile.plan.estimate import fits_one_die, model_fit
-from taalas_compile.quant.plan import (
+from taalas_compile.quant.bits import (
     assign_bits,
     bits_per_weight,
     die_capacity_bits,
@@ -110,21 +111,21 @@ class DieFit:
 
 
 def die_fit(g: nx.DiGraph, quant: QuantCfg, context: int, ref: str) -> DieFit:
-    """The planner's fit estimate of model graph `g` on die `ref` with the rules plan of `quant`."""
+    """The planner's fit estimate of model graph `g` on die `ref` with the rules allocation of `quant`."""
     die = load_die(ref)
-    plan = assign_bits(g, quant, die)
-    _, need, have = model_fit(g, plan, die, TargetCfg(die=ref, context=context))
-    return DieFit(ref, die, need, have, bits_per_weight(g, plan, die))
+    specs = assign_bits(g, quant, die)
+    _, need, have = model_fit(g, specs, die, TargetCfg(die=ref, context=context))
+    return DieFit(ref, die, need, have, bits_per_weight(g, specs, die))
 
 
 def _rom_bits_fit(g: nx.DiGraph, quant: QuantCfg, ref: str) -> bool:
-    """False when the rules plan stores more bits than every MAC ROM cell of die `ref` holds: a
+    """False when the rules allocation stores more bits than every MAC ROM cell of die `ref` holds: a
     quick no (a digit holds 3 bits, an fp16 scale takes 18), before counting the tiles of a large
     model on a small die takes a minute."""
     die = load_die(ref)
-    plan = assign_bits(g, quant, die)
+    specs = assign_bits(g, quant, die)
     n = sum(math.prod(s) for s in weight_params(g).values())
-    return bits_per_weight(g, plan, die) * n <= die_capacity_bits(die)
+    return bits_per_weight(g, specs, die) * n <= die_capacity_bits(die)
 
 
 def _by_size(refs: list[str]) -> list[str]:

@@ -6,13 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from taalas_compile.config.die import Die, load_die
+from taalas_compile.config.die import Die
 from taalas_compile.config.recipe import Architecture, CalibCfg, Recipe, load_recipe
 from taalas_compile.derive import architecture_of, checkpoint_dir, derive_recipe
+from taalas_compile.die.load import load_die
 from taalas_compile.errors import UserError
 from taalas_compile.model.args import ModelArgs, RopeScaling
+from taalas_compile.model.sources import open_weights
 from taalas_compile.model.tokenizer import Tokenizer, bos_id_of, load_tokenizer
-from taalas_compile.model.weights import WeightSource, open_weights
+from taalas_compile.model.weights import WeightSource
 from taalas_compile.paths import DIES_DIR, RECIPES_DIR, ROOT
 from taalas_compile.quant.calibrate import Calibration, load_calibration
 

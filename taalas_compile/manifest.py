@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from taalas_compile import __version__
 from taalas_compile.files import sha256_file as sha256
 from taalas_compile.model.tokenizer import bos_id_of
 from taalas_compile.plan.estimate import fit, performance
-from taalas_compile.quant.plan import bits_per_weight
+from taalas_compile.quant.bits import bits_per_weight
+from taalas_compile.version import __version__
 
 FORMAT, VERSION = "taalas-manifest", 1
 RECIPE_FILE = "recipe.toml"  # the resolved recipe every compile writes (config/recipe_toml.py)
@@ -41,7 +41,7 @@ def manifest(inp, c, out: Path, known: dict[str, str] | None = None) -> dict:
     weights["files"] = [{**f, "path": rel(Path(f["path"]), out)} for f in weights.get("files", [])]
     outputs = outputs_record(out, known)
     shapes = inp.source.args.param_shapes()
-    n_weights = sum(int(np.prod(shapes[name])) for name in c.plan)
+    n_weights = sum(int(np.prod(shapes[name])) for name in c.specs)
     return {
         "format": FORMAT, "version": VERSION,
         "compiler": {"taalas_compile": __version__, **{m: version(m) for m in ("torch", "gdstk", "numpy")}},
@@ -56,7 +56,7 @@ def manifest(inp, c, out: Path, known: dict[str, str] | None = None) -> dict:
         "figures": {
             "params": inp.source.args.n_params,
             "weights_quantized": n_weights,
-            "bits_per_weight": bits_per_weight(c.graph, c.plan, inp.die),
+            "bits_per_weight": bits_per_weight(c.graph, c.specs, inp.die),
             "fit": fit(c.placement, inp.die, c.routing.tracks_used),
             "performance": performance(c.placement, inp.die),
             "wirelength_nm": c.routing.wirelength(),
@@ -64,7 +64,7 @@ def manifest(inp, c, out: Path, known: dict[str, str] | None = None) -> dict:
             "nets": len(c.placement.nets),
             "masks": mask_figures(outputs, n_weights),
         },
-        "bits": {name: spec.bits for name, spec in c.plan.items()},
+        "bits": {name: spec.bits for name, spec in c.specs.items()},
         "quant": quant_record(inp, c),
         "calibration": calibration_record(inp, c, out),
     }
@@ -90,7 +90,7 @@ def quant_record(inp, c) -> dict:
         "tensors": {name: {"bits": spec.bits, "group": spec.group,
                            **({"sensitivity_kl": a.sensitivity[name][opts.index([spec.bits, spec.group])]}
                               if a and a.sensitivity and [spec.bits, spec.group] in opts else {})}
-                    for name, spec in c.plan.items()},
+                    for name, spec in c.specs.items()},
         "quality": c.quality,
         # calibrated codes: the streamed quantizer's unit files (content key, sha256) and per-unit error
         # (stream_rel_err: ‖h_quant − h_float‖² / ‖h_float‖² of the residual stream after the unit)

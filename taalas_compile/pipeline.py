@@ -29,14 +29,14 @@ from taalas_compile.backend.blocks import (
     run_block,
     worker_init,
 )
-from taalas_compile.backend.mask_file import MaskFile
-from taalas_compile.backend.masks import shared_part, top_part, write_lyp
+from taalas_compile.backend.masks import assemble_masks, part_chunks, write_lyp
 from taalas_compile.backend.netlist import write_netlist
 from taalas_compile.backend.render import Figure, legend, render_floorplan
 from taalas_compile.backend.roms import const_param
 from taalas_compile.backend.volume import auto_jobs, check_resources
 from taalas_compile.config.recipe_toml import recipe_toml
 from taalas_compile.die.geometry import Geometry
+from taalas_compile.etch import choose_bits, etch
 from taalas_compile.executor import ExecutorCfg, run_jobs
 from taalas_compile.files import (
     block_cache,
@@ -44,22 +44,19 @@ from taalas_compile.files import (
     output_lock,
     replace_dir,
     staged,
-    write_atomic,
 )
 from taalas_compile.frontend.ir import graph_to_json
-from taalas_compile.frontend.lower import lower_args
-from taalas_compile.inputs import Inputs, calibration_of
+from taalas_compile.inputs import Inputs
 from taalas_compile.manifest import RECIPE_FILE, manifest
 from taalas_compile.mapper.ir import Placement
 from taalas_compile.mapper.place import map_graph
 from taalas_compile.mapper.refine import refine_placement
 from taalas_compile.mapper.route import Routing, route_nets
+from taalas_compile.quant.bits import Allocation
 from taalas_compile.quant.cache import stream_store
 from taalas_compile.quant.calibrate import Calibration
 from taalas_compile.quant.codes import QuantSpec
 from taalas_compile.quant.etched import Etched
-from taalas_compile.quant.plan import Allocation, allocate_bits
-from taalas_compile.quant.reference import etched_codes, sensitivity_of
 from taalas_compile.quant.stream import StreamResult, replay_quality, resolve_device
 from taalas_compile.timing import step_timer
 from taalas_compile.view.overview import write_overview
@@ -72,7 +69,7 @@ RENDER_FROM_MASKS_DIGITS = 50_000_000  # above this, floorplan.png is drawn from
 @dataclass
 class Compiled:
     graph: nx.DiGraph  # model IR
-    plan: dict[str, QuantSpec]  # bits per tensor
+    specs: dict[str, QuantSpec]  # bits per tensor
     etched: Etched  # where every tensor's codes come from: unit files (calibrated) or RTN of the checkpoint
     placement: Placement  # tiles on sites, nets
     routing: Routing  # channel routes
@@ -101,25 +98,22 @@ def compile_ir(inp: Inputs, step: Callable[[str], None] = lambda s: None, check:
     t: dict[str, float] = {}
     timed = step_timer(t, step)
     r, die, src = inp.recipe, inp.die, inp.source
-    act_bits = die.arith.act_bits
-    graph = timed("lower", lower_args, src.args)  # PyTorch -> layer dataflow graph
-    calib = timed("calibration data", calibration_of, inp)  # token windows, or None (RTN fallback)
-    sens = sensitivity_of(src, calib, r.quant, act_bits)  # per tensor and option, measured on demand
-    alloc = timed(f"assign bits ({r.quant.policy})", allocate_bits, graph, r.quant, die, sens)  # bits + group per tensor
+    bits = choose_bits(inp, timed)  # graph, calibration windows, bits + group per tensor (etch.py)
+    graph, calib, alloc, specs = bits.graph, bits.calib, bits.allocation, bits.specs
     for note in alloc.notes:
         step(f"note: {note}")
-    plan = alloc.plan
-    placement = timed("map", map_graph, graph, plan, die, r.target)  # tiles on sites, nets
+    placement = timed("map", map_graph, graph, specs, die, r.target)  # tiles on sites, nets
     placement = timed("place", refine_placement, placement, die)  # less wirelength, same sites' kinds
     routing = timed("route", route_nets, placement, die)  # nets on channels and feedthroughs
     if check is not None:
         check(placement)
-    quantize = partial(etched_codes, src, plan, r.quant, calib, act_bits, store, device=r.quant.device, bar=bar, on_unit=on_unit)
+    quantize = partial(etch, inp, bits, store, bar=bar, on_unit=on_unit)
     etched, stream = timed(f"quantize ({alloc.method})", quantize)  # codes: unit files (calibrated) or RTN per block
-    quality = stream.quality if stream else timed("measure quality", calib_quality, src, etched, calib, act_bits, r.quant.device)
+    quality = stream.quality if stream else timed("measure quality", calib_quality, src, etched, calib, die.arith.act_bits,
+                                                  r.quant.device)
     if stream:
         t |= {f"quantize {u}": s for u, s in stream.seconds.items()}
-    return Compiled(graph, plan, etched, placement, routing, t, alloc, calib, quality, stream)
+    return Compiled(graph, specs, etched, placement, routing, t, alloc, calib, quality, stream)
 
 
 def calib_quality(src, etched: Etched, calib: Calibration | None, act_bits: int, device: str = "auto") -> dict | None:
@@ -164,7 +158,7 @@ def block_jobs(c: Compiled, inp: Inputs, fmt: str) -> list[BlockJob]:
         params = sorted({t.slice.param for t in tiles if t.slice})
         norms = {t.name: p for t in tiles if (p := const_param(c.graph, t))}
         files = {p: f for p, f in c.etched.files.items() if p in params}  # paths of unit files, never arrays
-        job = BlockJob(i, block, tuple(tiles), inp.die, fmt, {p: c.plan[p] for p in params},
+        job = BlockJob(i, block, tuple(tiles), inp.die, fmt, {p: c.specs[p] for p in params},
                        inp.recipe.quant.clip_search, inp.source, norms, files)
         jobs.append(replace(job, key=job_key(job)))
     return jobs
@@ -221,7 +215,8 @@ def _compile_locked(inp: Inputs, out: Path, step: Callable[[str], None], opts: C
     with staged(out) as tmp:  # removed if the compile stops before it replaces `out`
         masks = MASKS[opts.fmt]
         rom_files = timed("collect roms", collect_roms, results, cache, tmp)
-        mask_sha = timed("assemble masks", assemble_masks, tmp / masks, inp, c, opts.fmt, [cache / r.part for r in results])
+        parts = part_chunks(cache / r.part for r in results)  # the blocks' cells, streamed from the block cache
+        mask_sha = timed("assemble masks", assemble_masks, tmp / masks, inp.recipe.name, c.placement, c.routing, inp.die, opts.fmt, parts)
         metas = {name: m for r in results for name, m in r.tiles.items()}
         timed("write netlist", write_netlist, tmp, c.placement, metas, inp.die, masks, rom_files)
         write_lyp(tmp / "chip.lyp", inp.die)
@@ -258,30 +253,6 @@ def figure(inp: Inputs, c: Compiled) -> Figure:
     params = f"{n / 1e9:.1f} B" if n >= 1e9 else f"{n / 1e6:.1f} M" if n >= 1e6 else f"{n / 1e3:.0f} K"
     title = f"{inp.recipe.name} on die {inp.die.name}: {params} parameters, {len(c.placement.tiles):,} tiles"
     return Figure(title, Geometry(inp.die).size, legend(inp.die))
-
-
-def assemble_masks(path: Path, inp: Inputs, c: Compiled, fmt: str, parts: list[Path]) -> str:
-    """The mask file from its parts: header, shared cells, each block's cells in order (streamed
-    from the block cache), routing and top cell, trailer. Returns its sha256."""
-    digest = {}
-
-    def write(p: Path) -> None:
-        with MaskFile(p, fmt, libname=inp.recipe.name) as f:
-            for chunk in _chunks(shared_part(inp.die, fmt), parts, top_part(inp.recipe.name, c.placement, c.routing, inp.die, fmt)):
-                f.add(chunk)
-        digest["sha256"] = f.sha256.hexdigest()
-
-    write_atomic(path, write)
-    return digest["sha256"]
-
-
-def _chunks(head: bytes, parts: list[Path], tail: bytes, size: int = 1 << 24):
-    yield head
-    for p in parts:
-        with open(p, "rb") as f:
-            while b := f.read(size):
-                yield b
-    yield tail
 
 
 def collect_roms(results: list[BlockResult], cache: Path, tmp: Path) -> dict[str, str]:

@@ -10,8 +10,15 @@ import numpy as np
 import torch
 
 from taalas_compile.backend.netlist import read_netlist
+from taalas_compile.chip_dir import (
+    check_tokens,
+    chip_die,
+    inputs_of_chip,
+    read_manifest,
+)
 from taalas_compile.config.die import Die
 from taalas_compile.die import rom_format as rf
+from taalas_compile.die.program import Io, decode
 from taalas_compile.emulator.chip import from_netlist
 from taalas_compile.emulator.cycles import CycleModel
 from taalas_compile.emulator.lora import load_lora
@@ -28,14 +35,8 @@ from taalas_compile.model.generate import greedy
 from taalas_compile.model.lora import apply_adapter, load_adapter
 from taalas_compile.model.perplexity import compare, make_windows
 from taalas_compile.model.tokenizer import Tokenizer, bos_id_of
-from taalas_compile.quant.plan import bits_per_weight
-from taalas_compile.reference import (
-    build_references,
-    check_tokens,
-    chip_die,
-    inputs_of_chip,
-    read_manifest,
-)
+from taalas_compile.quant.bits import bits_per_weight
+from taalas_compile.reference import build_references
 
 
 def prompt_ids(prompt: str, tok: Tokenizer | None, bos: int, vocab: int) -> list[int]:
@@ -67,8 +68,11 @@ def check_count(n: int, what: str, least: int, why: str) -> None:
 
 
 def chip_vocab(emu: Emulator) -> int:
-    """The vocabulary etched in the chip: word 3 of its I/O tile's header (docs/file-formats.md)."""
-    return rf.parse_header(emu.chip.roms[emu.io][0])[3]
+    """The vocabulary etched in the chip: its I/O tile's program (die/program.py)."""
+    io = decode(rf.parse_header(emu.chip.roms[emu.io][0]))
+    if not isinstance(io, Io):
+        raise EmulationError(f"{emu.io}: the I/O tile holds a {io.role.name.lower()} program")
+    return io.vocab
 
 
 @dataclass
@@ -172,7 +176,7 @@ def evaluate(recipe, weights, tokenizer, die, text: Path, context: int, max_toke
     refs = build_references(inp)
     with torch.no_grad():
         res = compare(refs.float_model, refs.quant_model, windows)
-    res["bits_per_weight"] = bits_per_weight(refs.graph, refs.plan, inp.die)
+    res["bits_per_weight"] = bits_per_weight(refs.graph, refs.specs, inp.die)
     res["ppl_increase"] = res["ppl_quant"] / res["ppl_float"] - 1
     res.update({"recipe": inp.recipe.name, "die": inp.die.name, "context": context, "text": str(text)})
     res["quant"] = quant_summary(refs, inp)
@@ -185,4 +189,4 @@ def quant_summary(refs, inp) -> dict:
     return {"policy": a.policy, "method": a.method, "notes": list(a.notes),
             "calibration": None if refs.calib is None else
             {"path": str(c.path), "start_token": c.start_token, "tokens": c.tokens, "context": c.context, "windows": int(refs.calib.tokens.shape[0])},
-            "tensors": {n: [s.bits, s.group] for n, s in refs.plan.items()}}
+            "tensors": {n: [s.bits, s.group] for n, s in refs.specs.items()}}

@@ -1,11 +1,11 @@
 """Shipped recipes lowered and mapped (no weights), for the mapper tests."""
 
-from taalas_compile.config.die import load_die
 from taalas_compile.config.recipe import load_recipe
+from taalas_compile.die.load import load_die
 from taalas_compile.frontend.lower import lower_args
 from taalas_compile.inputs import args_of
 from taalas_compile.mapper.place import map_graph
-from taalas_compile.quant.plan import assign_bits
+from taalas_compile.quant.bits import assign_bits
 
 
 def placed(recipe="stories260k", die="mini"):

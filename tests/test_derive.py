@@ -6,17 +6,17 @@ import tomllib
 from hf_checkpoints import SHAPES, write_checkpoint, write_config
 
 from taalas_compile.cli.app import main
-from taalas_compile.config.die import load_die
 from taalas_compile.config.recipe import Recipe, load_recipe
 from taalas_compile.config.recipe_toml import recipe_toml
 from taalas_compile.derive import derive_recipe, recipe_of
+from taalas_compile.die.load import load_die
 from taalas_compile.errors import UserError
 from taalas_compile.files import sha256_file
 from taalas_compile.frontend.lower import lower_args
 from taalas_compile.inputs import args_of, resolve
 from taalas_compile.mapper.place import map_graph
 from taalas_compile.pipeline import compile_chip
-from taalas_compile.quant.plan import assign_bits
+from taalas_compile.quant.bits import assign_bits
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -1,7 +1,7 @@
 """Per-block work of a compile: the ROM images and the mask cells of one layer block.
 
 A compile is cut into one `BlockJob` per layer block (io, head, L0.., tail). A job carries
-everything its result depends on — its tiles, the die, the mask format, the bit plan of the tensors
+everything its result depends on — its tiles, the die, the mask format, the bit allocation of the tensors
 it reads, the weight source (reopened in the worker), and for calibrated codes the paths of the
 streamed quantizer's unit files holding them (quant/etched.py; never the arrays) — and `key`, a
 sha256 of all of it (the unit files by their content keys) plus the compiler's own code. So:
@@ -28,9 +28,8 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
-from taalas_compile import __version__
 from taalas_compile.backend.masks import block_part
-from taalas_compile.backend.roms import tile_block, tile_consts, tile_image
+from taalas_compile.backend.roms import build_tile_image, tile_block, tile_consts
 from taalas_compile.code_key import code_digest
 from taalas_compile.config.die import Die
 from taalas_compile.die.rom_format import NO_CELL
@@ -40,6 +39,7 @@ from taalas_compile.mapper.ir import Tile
 from taalas_compile.model.weights import WeightSource
 from taalas_compile.quant.codes import QTensor, QuantSpec
 from taalas_compile.quant.etched import Etched
+from taalas_compile.version import __version__
 
 CODE_ROOTS = ("taalas_compile.backend.blocks",)  # a block's bytes depend on this module and all it imports (code_key.py)
 
@@ -129,7 +129,7 @@ def _weight_blocks(job: BlockJob):
 def block_images(job: BlockJob) -> dict[str, np.ndarray]:
     """The ROM image of every tile of the block, in tile order."""
     blocks = dict(_weight_blocks(job))
-    return {t.name: tile_image(t, job.die, blocks.get(t.name), tile_consts(t, job.source, job.norm_params.get(t.name)))
+    return {t.name: build_tile_image(t, job.die, blocks.get(t.name), tile_consts(t, job.source, job.norm_params.get(t.name)))
             for t in job.tiles}
 
 

@@ -17,8 +17,9 @@ import struct
 import numpy as np
 
 from taalas_compile.backend.layout_ir import CellSpec, Label, Rect, Ref
-from taalas_compile.backend.rom_layout import digit_offsets, row_runs, used_widths
+from taalas_compile.backend.rom_layout import row_runs, used_widths
 from taalas_compile.config.die import Die
+from taalas_compile.die.cell_names import ROMCELL, SEL
 from taalas_compile.die.geometry import Geometry
 
 MAX_REPEAT = 32767  # AREF columns and rows are signed 16-bit
@@ -115,7 +116,7 @@ def cell_bytes(spec: CellSpec) -> bytes:
 
 # one SREF of SEL: SREF, SNAME "SEL", XY (x, y), ENDEL = 28 bytes
 _SREF_DTYPE = np.dtype([("head", "u1", 16), ("x", ">i4"), ("y", ">i4"), ("end", "u1", 4)])
-_SREF_HEAD = np.frombuffer(_rec(SREF) + _rec(SNAME, _str("SEL")) + struct.pack(">HH", 12, XY), np.uint8)
+_SREF_HEAD = np.frombuffer(_rec(SREF) + _rec(SNAME, _str(SEL)) + struct.pack(">HH", 12, XY), np.uint8)
 _SREF_END = np.frombuffer(_rec(ENDEL), np.uint8)
 
 
@@ -123,7 +124,7 @@ def sel_srefs(img: np.ndarray, geo: Geometry, out: np.ndarray | None = None) -> 
     """One SREF of SEL per used cell of the image (row-major), as uint8 records (written into
     `out`, 28 bytes per used cell, when given)."""
     p = geo.die.cell.pitch
-    off = digit_offsets(geo)
+    off = geo.digit_offsets()
     lut = np.zeros((2, 256), np.int32)  # digit -> x, y offset of its via (NO_CELL: unused)
     lut[:, : len(off)] = off.T
     runs = row_runs(used_widths(img))
@@ -145,7 +146,7 @@ def rom_tile_bytes(name: str, img: np.ndarray, die: Die) -> bytes:
     of equal used width) and one SREF of SEL per select via."""
     p = die.cell.pitch
     widths = used_widths(img, name)
-    pads = [_ref(Ref("ROMCELL", 0, r0 * p, w, n, p, p)) for r0, n, w in row_runs(widths)]
+    pads = [_ref(Ref(ROMCELL, 0, r0 * p, w, n, p, p)) for r0, n, w in row_runs(widths)]
     head, tail = _begin(name) + b"".join(pads), _rec(ENDSTR)
     n = int(widths.sum()) * _SREF_DTYPE.itemsize
     out = np.empty(len(head) + n + len(tail), np.uint8)  # the vias are written in place

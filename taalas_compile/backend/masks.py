@@ -12,13 +12,13 @@ on the metal layer's label datatype.
 A mask file is a sequence of independent parts, each a byte string: `shared_part` (ROMCELL, SEL),
 one `block_part` per layer block (its T_ cells and its B_ cell) and `top_part` (ROUTING and the
 top cell). Parts can be produced in worker processes and concatenated in placement order by a
-`MaskFile`; `write_masks` does exactly that in one process. Output is byte-reproducible.
+`MaskFile` (`assemble_masks`, the one assembler: the compile feeds it the block cache's part
+files, `write_masks` parts made in memory). Output is byte-reproducible.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,19 +26,12 @@ import numpy as np
 from taalas_compile.backend.layout_ir import CellSpec, Label, Rect, Ref, square
 from taalas_compile.backend.mask_file import MaskFile, writer
 from taalas_compile.config.die import Die
+from taalas_compile.die.cell_names import ROMCELL, ROUTING, SEL, cell_name
 from taalas_compile.die.geometry import OUTPUT_SITE, Geometry
 from taalas_compile.files import write_atomic
 from taalas_compile.mapper.ir import Placement, Tile
+from taalas_compile.mapper.legality import block_order
 from taalas_compile.mapper.route import Routing
-
-
-def cell_name(prefix: str, name: str) -> str:
-    return f"{prefix}_{re.sub(r'[^A-Za-z0-9]', '_', name)}"
-
-
-def block_order(pl: Placement) -> list[str]:
-    """Layer blocks in order of their first tile in the placement."""
-    return list(dict.fromkeys(t.block for t in pl.tiles))
 
 
 def block_tiles(pl: Placement) -> dict[str, list[Tile]]:
@@ -52,9 +45,9 @@ def shared_part(die: Die, fmt: str = "gds") -> bytes:
     """ROMCELL (pad + output via) and SEL (one select via centred on its origin)."""
     geo = Geometry(die)
     via, metal, vs = die.layers.via, die.layers.metal, die.rules.via_size
-    romcell = CellSpec("ROMCELL", rects=(Rect(metal.layer, metal.datatype, *geo.pad),
+    romcell = CellSpec(ROMCELL, rects=(Rect(metal.layer, metal.datatype, *geo.pad),
                                          square(*geo.site_center(OUTPUT_SITE), vs, via.layer, via.datatype)))
-    sel = CellSpec("SEL", rects=(square(0, 0, vs, via.layer, via.datatype),))
+    sel = CellSpec(SEL, rects=(square(0, 0, vs, via.layer, via.datatype),))
     w = writer(fmt)
     return w.cell_bytes(romcell) + w.cell_bytes(sel)
 
@@ -78,8 +71,8 @@ def top_part(top: str, pl: Placement, routing: Routing, die: Die, fmt: str = "gd
         bx0, by0, bx1, by1 = geo.tile_box(t.site)
         labels.append(Label(t.name, (bx0 + bx1) // 2, (by0 + by1) // 2, metal.layer, ld))
     labels += [Label(s.net, s.x0, geo.track_y(s.channel, s.track), metal.layer, ld) for s in routing.segments]
-    refs = tuple(Ref(cell_name("B", b)) for b in block_order(pl)) + (Ref("ROUTING"),)
-    return w.cell_bytes(routing_cell("ROUTING", routing, die)) + w.cell_bytes(CellSpec(cell_name("CHIP", top), refs=refs, labels=tuple(labels)))
+    refs = tuple(Ref(cell_name("B", b)) for b in block_order(pl)) + (Ref(ROUTING),)
+    return w.cell_bytes(routing_cell(ROUTING, routing, die)) + w.cell_bytes(CellSpec(cell_name("CHIP", top), refs=refs, labels=tuple(labels)))
 
 
 def routing_cell(name: str, routing: Routing, die: Die) -> CellSpec:
@@ -96,20 +89,39 @@ def routing_cell(name: str, routing: Routing, die: Die) -> CellSpec:
     return CellSpec(name, rects=tuple(wires + vias))
 
 
-def write_mask_file(path: Path, top: str, pl: Placement, routing: Routing, roms: dict[str, np.ndarray], die: Die,
-                    fmt: str = "gds") -> None:
-    """header + shared part + block parts in placement order + top part + trailer, written in place."""
-    with MaskFile(path, fmt, libname=top) as f:
-        f.add(shared_part(die, fmt))
-        for block, tiles in block_tiles(pl).items():
-            f.add(block_part(block, tiles, roms, die, fmt))
-        f.add(top_part(top, pl, routing, die, fmt))
+def assemble_masks(path: Path, top: str, pl: Placement, routing: Routing, die: Die, fmt: str,
+                   blocks: Iterable[bytes]) -> str:
+    """The one mask file assembler: header, `shared_part`, the block parts in placement order
+    (`blocks`: byte chunks, e.g. `block_part`s made here or `part_chunks` of the block cache's
+    part files), `top_part`, trailer; written to a temporary name and renamed. Returns its sha256."""
+    digest = {}
+
+    def write(p: Path) -> None:
+        with MaskFile(p, fmt, libname=top) as f:
+            f.add(shared_part(die, fmt))
+            for chunk in blocks:
+                f.add(chunk)
+            f.add(top_part(top, pl, routing, die, fmt))
+        digest["sha256"] = f.sha256.hexdigest()
+
+    write_atomic(path, write)
+    return digest["sha256"]
+
+
+def part_chunks(parts: Iterable[Path], size: int = 1 << 24) -> Iterator[bytes]:
+    """The bytes of block part files, in order, `size` at a time (a part can be gigabytes)."""
+    for part in parts:
+        with open(part, "rb") as f:
+            while b := f.read(size):
+                yield b
 
 
 def write_masks(path: Path, top: str, pl: Placement, routing: Routing, roms: dict[str, np.ndarray], die: Die,
-                fmt: str = "gds") -> None:
-    """The masks as one file (GDSII or OASIS), written to a temporary name and renamed."""
-    write_atomic(path, lambda p: write_mask_file(p, top, pl, routing, roms, die, fmt))
+                fmt: str = "gds") -> str:
+    """The masks of ROM images held in memory, as one file (GDSII or OASIS), through
+    `assemble_masks` as a compile writes them. Returns its sha256."""
+    blocks = (block_part(block, tiles, roms, die, fmt) for block, tiles in block_tiles(pl).items())
+    return assemble_masks(path, top, pl, routing, die, fmt, blocks)
 
 
 def write_lyp(path: Path, die: Die) -> None:

@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from taalas_compile.backend.blocks import TileMeta
-from taalas_compile.backend.masks import cell_name
 from taalas_compile.config.die import Die
 from taalas_compile.die import rom_format as rf
+from taalas_compile.die.cell_names import cell_name
 from taalas_compile.die.geometry import Geometry
+from taalas_compile.die.program import decode, encode
 from taalas_compile.errors import UserError
 from taalas_compile.files import read_json, write_atomic
-from taalas_compile.mapper.ir import Net, Pin, Placement, Role, Slice, Tile
+from taalas_compile.mapper.ir import Net, Pin, Placement, Slice, Tile
 
 FORMAT, VERSION = "taalas-netlist", 2
 
@@ -32,7 +33,7 @@ def netlist_dict(pl: Placement, metas: dict[str, TileMeta], die: Die, masks: str
         m = metas[t.name]
         tiles.append({
             "name": t.name, "kind": t.kind, "site": list(t.site), "role": t.role.name.lower(), "node": t.node,
-            "block": t.block, "words": list(t.words),
+            "block": t.block, "words": list(encode(t.program)),
             "slice": None if t.slice is None else {"param": t.slice.param, "rows": [t.slice.r0, t.slice.r1], "cols": [t.slice.c0, t.slice.c1]},
             "bits": t.bits, "group": t.group,
             "rom_region": {"cell": cell_name("T", t.name), "origin_nm": list(geo.rom_origin(t.site)),
@@ -53,18 +54,27 @@ def _pin(s: str) -> Pin:
     return Pin(tile, pin)
 
 
+def _tile(t: dict, path: Path) -> Tile:
+    """One tile of netlist.json. Its program is its header words; its role, bits and group repeat
+    them (for readers of the file), so a disagreement is a damaged file."""
+    try:
+        program = decode(t["words"])
+    except rf.RomFormatError as e:
+        raise UserError(f"{path}: tile '{t['name']}': bad program words: {e}") from None
+    tile = Tile(t["name"], t["kind"], tuple(t["site"]), t["node"], t["block"], program,
+                None if t["slice"] is None else Slice(t["slice"]["param"], *t["slice"]["rows"], *t["slice"]["cols"]))
+    if (t["role"], t["bits"], t["group"]) != (tile.role.name.lower(), tile.bits, tile.group):
+        raise UserError(f"{path}: tile '{t['name']}': role, bits and group disagree with its program words")
+    return tile
+
+
 def read_netlist(out: Path, roms: bool = True) -> tuple[Placement, dict[str, np.ndarray], dict]:
     """Placement, ROM images of every tile (all blocks; {} with `roms=False`) and the raw document."""
     path = out / "netlist.json"
     doc = read_json(path, "is this a compile output directory?")
     if doc.get("format") != FORMAT or doc.get("version") != VERSION:
         raise UserError(f"{path}: not a {FORMAT} v{VERSION} file")
-    tiles = tuple(
-        Tile(t["name"], t["kind"], tuple(t["site"]), Role[t["role"].upper()], t["node"], t["block"], tuple(t["words"]),
-             None if t["slice"] is None else Slice(t["slice"]["param"], *t["slice"]["rows"], *t["slice"]["cols"]),
-             t["bits"], t["group"])
-        for t in doc["tiles"]
-    )
+    tiles = tuple(_tile(t, path) for t in doc["tiles"])
     nets = tuple(Net(n["name"], tuple(map(_pin, n["drivers"])), tuple(map(_pin, n["sinks"]))) for n in doc["nets"])
     images: dict[str, np.ndarray] = {}
     for block in doc["roms"] if roms else ():

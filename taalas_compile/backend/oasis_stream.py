@@ -25,8 +25,9 @@ import zlib
 import numpy as np
 
 from taalas_compile.backend.layout_ir import CellSpec, Label, Rect, Ref
-from taalas_compile.backend.rom_layout import digit_offsets, row_runs, used_widths
+from taalas_compile.backend.rom_layout import row_runs, used_widths
 from taalas_compile.config.die import Die
+from taalas_compile.die.cell_names import ROMCELL, SEL
 from taalas_compile.die.geometry import Geometry
 
 MAGIC = b"%SEMI-OASIS\r\n"
@@ -175,7 +176,7 @@ def sel_placements(img: np.ndarray, geo: Geometry) -> bytes:
     the cell-pitch grid (repetition type 5), ordered by digit then row. The first names SEL, the
     others reuse the modal cell."""
     p, (n_rows, n_cols) = geo.die.cell.pitch, img.shape
-    flat, off = img.reshape(-1), digit_offsets(geo)
+    flat, off = img.reshape(-1), geo.digit_offsets()
     row_starts = np.arange(n_rows + 1) * n_cols
     order = np.argsort(flat, kind="stable")  # one radix pass: cells grouped by digit, row-major within
     cuts = np.searchsorted(flat[order], np.arange(len(off) + 1))
@@ -206,7 +207,7 @@ def sel_placements(img: np.ndarray, geo: Geometry) -> bytes:
     if not streams:
         return b""
     # the first record names the cell: its first two tokens are written as bytes
-    head = uint(PLACEMENT) + bytes([int(streams[0][1]) | P_C]) + string("SEL")
+    head = uint(PLACEMENT) + bytes([int(streams[0][1]) | P_C]) + string(SEL)
     return head + b"".join(uints(t) for t in [streams[0][2:], *streams[1:]])
 
 
@@ -214,5 +215,5 @@ def rom_tile_bytes(name: str, img: np.ndarray, die: Die, level: int = LEVEL, str
     """The cell `name` of one tile's ROM: PLACEMENT arrays of ROMCELL over its used cells (one per
     run of rows of equal used width) and the select vias (`sel_placements`), in one CBLOCK."""
     geo, p = Geometry(die), die.cell.pitch
-    pads = [_ref(Ref("ROMCELL", 0, r0 * p, w, n, p, p)) for r0, n, w in row_runs(used_widths(img, name))]
+    pads = [_ref(Ref(ROMCELL, 0, r0 * p, w, n, p, p)) for r0, n, w in row_runs(used_widths(img, name))]
     return _cell(name, b"".join(pads) + sel_placements(img, geo), level, strategy)

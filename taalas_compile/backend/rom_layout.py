@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from taalas_compile.die.geometry import SITE_OF_DIGIT, Geometry
+from taalas_compile.die.geometry import Geometry
 from taalas_compile.die.rom_format import NO_CELL
 
 
@@ -35,15 +35,10 @@ def row_runs(widths: np.ndarray) -> list[tuple[int, int, int]]:
     return [(int(s), int(e - s), int(w[s])) for s, e in zip(starts, ends) if w[s] > 0]
 
 
-def digit_offsets(geo: Geometry) -> np.ndarray:
-    """Centre of each digit's select via relative to its cell origin [8, 2]."""
-    return np.array([geo.site_center(s) for s in SITE_OF_DIGIT], np.int64)
-
-
 def select_via_positions(img: np.ndarray, geo: Geometry) -> np.ndarray:
     """Centres [n, 2] of the select vias of an image, row-major."""
     flat = img.reshape(-1)
     idx = np.flatnonzero(flat != NO_CELL)
     rows, cols = np.divmod(idx, img.shape[1])
     p = geo.die.cell.pitch
-    return np.stack([cols * p, rows * p], axis=1) + digit_offsets(geo)[flat[idx]]
+    return np.stack([cols * p, rows * p], axis=1) + geo.digit_offsets()[flat[idx]]

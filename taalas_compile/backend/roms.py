@@ -7,6 +7,7 @@ import numpy as np
 
 from taalas_compile.config.die import Die
 from taalas_compile.die import rom_format as rf
+from taalas_compile.die.program import encode
 from taalas_compile.errors import UserError
 from taalas_compile.frontend.ir import op_node
 from taalas_compile.mapper.ir import Role, Tile
@@ -41,10 +42,10 @@ def tile_block(t: Tile, q: QTensor, row0: int = 0) -> tuple[np.ndarray, np.ndarr
     return q.codes[s.r0 - row0 : s.r1 - row0, s.c0 : s.c1], q.scales[s.r0 - row0 : s.r1 - row0, g0:g1]
 
 
-def tile_image(t: Tile, die: Die, block: tuple[np.ndarray, np.ndarray] | None, consts: np.ndarray | None) -> np.ndarray:
+def build_tile_image(t: Tile, die: Die, block: tuple[np.ndarray, np.ndarray] | None, consts: np.ndarray | None) -> np.ndarray:
     """A tile's ROM image: its header row, then its weight block (codes, scales) or constants."""
     rom = die.rom(t.kind)
-    header = rf.header_digits(t.words)
+    header = rf.header_digits(encode(t.program))
     body = None
     if t.role in (Role.MATVEC, Role.LOOKUP):
         body = rf.block_digits(*block, t.bits, t.group)

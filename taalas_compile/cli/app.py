@@ -18,9 +18,9 @@ from typing import Annotated
 import click
 import typer
 
-from taalas_compile import __version__
 from taalas_compile.cli import show
 from taalas_compile.errors import UserError
+from taalas_compile.version import __version__
 
 app = typer.Typer(
     name="taalas-compile",
@@ -141,12 +141,13 @@ def view(chip: ChipDir,
          window: Annotated[str | None, typer.Option(help="A box on the die: X0,Y0,X1,Y1 in µm, origin lower left.")] = None,
          marker: Annotated[int | None, typer.Option(help="The Nth violation (from 1) of the sign-off's marker database.")] = None,
          open_it: Annotated[bool, typer.Option("--open", help="Start KLayout on the view (when installed).")] = False,
-         max_vias: Annotated[int, typer.Option(help="Refuse a region holding more vias than this (KLayout needs about 21 bytes a via: the default opens in about 3 GiB).")] = 150_000_000) -> None:
+         max_vias: Annotated[int, typer.Option(help="Most vias in one view (KLayout needs about 21 bytes a via: the default opens in about 3 GiB); a larger tile or window is refused, a larger block split into tile views.")] = 150_000_000) -> None:
     """Cut a part of the masks out into a small layout (DIR/view/), with the overview as context.
 
     The view holds exactly the masks' vias in the region; a tile opens in seconds even for the 8B
-    chip, whose masks no machine can open whole (a whole 8B layer block holds ~680 M vias: more
-    than --max-vias, so look at its tiles or a window). Prints the KLayout command (or runs it: --open).
+    chip, whose masks no machine can open whole. A layer block above --max-vias (every 8B block:
+    ~680 M vias) is written as its abstract (routing, tile outlines and names) plus one exact view
+    per tile (DIR/view/block-L0/). Prints the KLayout command (or runs it: --open).
 
     Examples:
 
@@ -160,7 +161,18 @@ def view(chip: ChipDir,
     """
     from taalas_compile.view.command import Selection, view_chip
 
-    show.viewed(view_chip(chip, Selection(tile, block, window, marker), open_it, max_vias))
+    with show.steps("view") as step:
+        advance = None
+
+        def on_tile(done: int, total: int) -> None:  # a block above --max-vias, cut tile by tile
+            nonlocal advance
+            if advance is None:
+                step(f"{block}: over --max-vias, its abstract and one view per tile")
+                advance = step.bar("tile views", total, "")
+            advance(1 if done else 0)
+
+        viewed = view_chip(chip, Selection(tile, block, window, marker), open_it, max_vias, on_tile)
+    show.viewed(viewed)
 
 
 @app.command()
@@ -291,7 +303,7 @@ def recipes() -> None:
 @app.command()
 def dies() -> None:
     """List the base dies that ship in base_die/."""
-    from taalas_compile.config.die import available_dies, load_die
+    from taalas_compile.die.load import available_dies, load_die
 
     show.dies([load_die(n) for n in available_dies()])
 

@@ -336,4 +336,11 @@ def viewed(v) -> None:
               f"{w.clipped} clipped) in {w.seconds:.1f} s", soft_wrap=True)
     if w.region.marker is not None:
         out.print(f"marker: {escape(w.region.marker.message)}", soft_wrap=True)
+    if v.tiles:
+        folder, vias = v.tiles[0].path.parent, [t.vias for t in v.tiles]
+        out.print(f"tiles: {len(v.tiles)} exact views in {folder}/ ({_size(sum(t.bytes for t in v.tiles))}, {sum(vias):,} vias, "
+                  f"at most {max(vias):,} in one): the block's vias exceed --max-vias, so its view above holds the routing, "
+                  "tile outlines and names", soft_wrap=True)
     out.print(("opened: " if v.opened else "open: ") + f"[bold]{escape(shell(v.command))}[/]", soft_wrap=True)
+    if v.tile_command:
+        out.print(f"a tile: [bold]{escape(shell(v.tile_command))}[/]", soft_wrap=True)

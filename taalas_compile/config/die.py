@@ -8,20 +8,11 @@ nanometres (the GDSII database unit is 1 nm).
 from __future__ import annotations
 
 from functools import cached_property
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from taalas_compile.config.loading import (
-    Strict,
-    find_config,
-    read_toml,
-    shipped,
-    validate,
-)
-from taalas_compile.errors import UserError
-from taalas_compile.paths import DIES_DIR
+from taalas_compile.config.loading import Strict
 
 TileKind = Literal["mac", "vu", "sram", "io"]
 KIND_OF_LETTER: dict[str, TileKind] = {"M": "mac", "V": "vu", "S": "sram", "I": "io"}
@@ -97,7 +88,7 @@ class Tiles(Strict):
     pin_area: int = Field(ge=0)  # height reserved under the ROM array for pins, nm
 
 
-class Grid(Strict):
+class SiteGrid(Strict):
     """Sites of the die. `rows` lists site rows bottom to top, one letter per site:
     M mac, V vector unit, S SRAM, I I/O."""
 
@@ -112,7 +103,7 @@ class Grid(Strict):
         return len(self.rows[0])
 
 
-class Routing(Strict):
+class RoutingFabric(Strict):
     """Prefabricated fabric for inter-tile nets (see docs/die-model.md)."""
 
     channel_tracks: int = Field(ge=0)  # custom-metal tracks in the channel under each site row
@@ -185,12 +176,12 @@ class Die(Strict):
     name: str
     description: str
     process: str  # process node the parameters stand for
-    grid: Grid
+    grid: SiteGrid
     tiles: Tiles
     cell: Cell
     layers: Layers
     rules: Rules
-    routing: Routing
+    routing: RoutingFabric
     arith: Arithmetic
     clock: Clock
     timing: Timing
@@ -222,21 +213,3 @@ class Die(Strict):
 
     def rom(self, kind: TileKind) -> RomArray:
         return getattr(self.tiles, kind)
-
-
-def available_dies() -> list[str]:
-    return shipped(DIES_DIR)
-
-
-def load_die(name_or_path: str | Path) -> Die:
-    """A die by name (`base_die/NAME.toml`) or by path to a TOML file."""
-    p = find_config(name_or_path, DIES_DIR, "die")
-    die = validate(Die, read_toml(p, "die"), f"die {p}")
-    from taalas_compile.die.geometry import (
-        check_rules,  # the die's own geometry must be DRC-clean
-    )
-
-    problems = check_rules(die)
-    if problems:
-        raise UserError(f"die {p}: {problems[0]}")
-    return die

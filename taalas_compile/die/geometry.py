@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+import numpy as np
+
 from taalas_compile.config.die import Die, TileKind
 
 PINS: dict[TileKind, tuple[str, ...]] = {
@@ -59,6 +61,11 @@ class Geometry:
         off = self.die.rules.via_enclosure + self.die.rules.via_size // 2
         s = self.die.cell.site_pitch
         return (x0 + off + (site % 3) * s, y0 + off + (site // 3) * s)
+
+    def digit_offsets(self) -> np.ndarray:
+        """Centre of each digit's select via relative to its cell origin, int64 [8, 2]: where the
+        mask writers draw digit d and where sign-off reads it back from (both from here)."""
+        return np.array([self.site_center(s) for s in SITE_OF_DIGIT], np.int64)
 
     # --- sites and tiles --------------------------------------------------------------------
     @cached_property

@@ -21,28 +21,34 @@ import math
 import networkx as nx
 
 from taalas_compile.config.die import Die
+from taalas_compile.die.program import (
+    VECTOR_PROGRAMS,
+    Attention,
+    Lookup,
+    MatVec,
+    TileProgram,
+)
 from taalas_compile.die.rom_format import group_layout
 from taalas_compile.emulator.chip import DRIVER_PINS
-from taalas_compile.mapper.ir import Role
 
 
-def tile_cycles(words: tuple[int, ...], kind: str, die: Die, seq_len: int, n_sram: int = 1) -> int:
-    """Cycles one tile takes for one token at sequence length `seq_len` (its program's header words)."""
-    role, tm = Role(words[0]), die.timing
-    if role is Role.MATVEC:
-        bits, group, n_rows, n_cols = words[1:5]
-        macs = math.ceil(n_rows * n_cols / die.tiles.mac.macs_per_cycle)
-        rom = math.ceil(n_rows * group_layout(n_cols, group, bits)[2] / tm.rom_read_digits)
+def tile_cycles(p: TileProgram, die: Die, seq_len: int, n_sram: int = 1) -> int:
+    """Cycles one tile running program `p` takes for one token at sequence length `seq_len`
+    (`n_sram`: the SRAM tiles an attention unit's KV cache is spread over)."""
+    tm = die.timing
+    if isinstance(p, MatVec):
+        macs = math.ceil(p.n_rows * p.n_cols / die.tiles.mac.macs_per_cycle)
+        rom = math.ceil(p.n_rows * group_layout(p.n_cols, p.group, p.bits)[2] / tm.rom_read_digits)
         return max(macs, rom) + tm.mac_latency
-    if role is Role.LOOKUP:
-        return math.ceil(words[4] / die.tiles.mac.macs_per_cycle) + tm.mac_latency
-    if role is Role.ATTENTION:
-        n_heads, n_kv, hd = words[7:10]
+    if isinstance(p, Lookup):
+        return math.ceil(p.n_cols / die.tiles.mac.macs_per_cycle) + tm.mac_latency
+    if isinstance(p, Attention):
+        n_heads, n_kv, hd = p.n_heads, p.n_kv_heads, p.head_dim
         compute = math.ceil(2 * n_heads * hd * seq_len / die.tiles.vu.lanes)
         sram = tm.sram_latency + math.ceil(seq_len * die.arith.kv_bytes(n_kv, hd) / (die.tiles.sram.bytes_per_cycle * max(n_sram, 1)))
         return max(compute, sram) + tm.vu_latency
-    if kind == "vu":
-        return math.ceil(words[3] / die.tiles.vu.lanes) + tm.vu_latency
+    if isinstance(p, VECTOR_PROGRAMS):
+        return math.ceil(p.n / die.tiles.vu.lanes) + tm.vu_latency
     return 0
 
 
@@ -53,26 +59,26 @@ class CycleModel:
         self.die = die
         kinds = {t.name: t.kind for t in emu.chip.tiles}
         self.n_sram = {name: len(srams) for name, srams in emu.sram_of.items()}
-        self.words = {n: p.words for n, p in emu.programs.items() if kinds[n] in ("mac", "vu")}
+        self.programs = {n: p.header for n, p in emu.programs.items() if kinds[n] in ("mac", "vu")}
         self.kinds = kinds
         g = nx.DiGraph()
-        g.add_nodes_from(self.words)
+        g.add_nodes_from(self.programs)
         for net in emu.chip.nets:
             pins = [p.rpartition(".") for p in net]
-            drivers = [t for t, _, pin in pins if pin in DRIVER_PINS and t in self.words]
-            sinks = [t for t, _, pin in pins if pin not in DRIVER_PINS and t in self.words]
+            drivers = [t for t, _, pin in pins if pin in DRIVER_PINS and t in self.programs]
+            sinks = [t for t, _, pin in pins if pin not in DRIVER_PINS and t in self.programs]
             g.add_edges_from((d, s) for d in drivers for s in sinks if d != s)
         self.order = list(nx.topological_sort(g))
         self.preds = {n: list(g.predecessors(n)) for n in self.order}
-        self.static = {n: tile_cycles(w, kinds[n], die, 1) for n, w in self.words.items() if Role(w[0]) is not Role.ATTENTION}
+        self.static = {n: tile_cycles(p, die, 1) for n, p in self.programs.items() if not isinstance(p, Attention)}
         self._cache: dict[int, tuple[int, int]] = {}
 
     def per_tile(self, seq_len: int) -> dict[str, int]:
         """Cycles of every MAC tile and vector unit for one token at `seq_len`."""
         out = dict(self.static)
-        for n, w in self.words.items():
-            if Role(w[0]) is Role.ATTENTION:
-                out[n] = tile_cycles(w, "vu", self.die, seq_len, self.n_sram.get(n, 1))
+        for n, p in self.programs.items():
+            if isinstance(p, Attention):
+                out[n] = tile_cycles(p, self.die, seq_len, self.n_sram.get(n, 1))
         return out
 
     def latency(self, seq_len: int) -> tuple[int, int]:

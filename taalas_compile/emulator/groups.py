@@ -19,16 +19,16 @@ class MatGroup:
     """MAC tiles (role matvec) with one input net, one output net and one group size."""
 
     def __init__(self, programs: list[Program]):
-        group = programs[0].words[2]
+        group = programs[0].header.group
         self.names = [p.name for p in programs]
         self.group = group
-        self.n_in = max(p.words[5] + p.words[4] for p in programs)
-        self.n_out = max(p.words[6] + p.words[3] for p in programs)
+        self.n_in = max(p.header.in_off + p.header.n_cols for p in programs)
+        self.n_out = max(p.header.out_off + p.header.n_rows for p in programs)
         ng = -(-self.n_in // group)
         codes = np.zeros((ng, group, self.n_out), np.float32)  # [NG, group, out]
         scales = np.zeros((ng, self.n_out), np.float32)
         for p in programs:
-            n_rows, in_off, out_off = p.words[3], p.words[5], p.words[6]
+            n_rows, in_off, out_off = p.header.n_rows, p.header.in_off, p.header.out_off
             g0, tg = in_off // group, p.codes.shape[1]
             codes[g0 : g0 + tg, :, out_off : out_off + n_rows] = p.codes.transpose(1, 2, 0)
             scales[g0 : g0 + tg, out_off : out_off + n_rows] = p.scales.T
@@ -38,12 +38,12 @@ class MatGroup:
     @staticmethod
     def fusable(programs: list[Program]) -> bool:
         """Same group size, column blocks on the group grid, no cell of the matrix twice."""
-        group = programs[0].words[2]
-        n_in = max(p.words[5] + p.words[4] for p in programs)
+        group = programs[0].header.group
+        n_in = max(p.header.in_off + p.header.n_cols for p in programs)
         seen: set[tuple[int, int]] = set()
         for p in programs:
-            n_rows, n_cols, in_off, out_off = p.words[3], p.words[4], p.words[5], p.words[6]
-            if p.words[2] != group or in_off % group or ((in_off + n_cols) % group and in_off + n_cols != n_in):
+            n_rows, n_cols, in_off, out_off = p.header.n_rows, p.header.n_cols, p.header.in_off, p.header.out_off
+            if p.header.group != group or in_off % group or ((in_off + n_cols) % group and in_off + n_cols != n_in):
                 return False
             cells = {(r, g) for r in range(out_off, out_off + n_rows) for g in range(in_off // group, -(-(in_off + n_cols) // group))}
             if cells & seen:
@@ -73,14 +73,14 @@ class LookupGroup:
     def __init__(self, programs: list[Program]):
         self.names = [p.name for p in programs]
         self.programs = programs
-        self.width = max(p.words[6] + p.words[4] for p in programs)
+        self.width = max(p.header.out_off + p.header.n_cols for p in programs)
 
     def __call__(self, tokens: np.ndarray) -> np.ndarray:
         """tokens [B, >= 1] fp32 (token ids) -> rows [B, width]."""
         t = tokens[:, 0].astype(np.int64)
         out = np.zeros((len(t), self.width), np.float32)
         for p in self.programs:
-            n_rows, n_cols, out_off, first = p.words[3], p.words[4], p.words[6], p.words[7]
+            n_rows, n_cols, out_off, first = p.header.n_rows, p.header.n_cols, p.header.out_off, p.header.first
             hit = np.flatnonzero((t >= first) & (t < first + n_rows))
             if hit.size:
                 r = t[hit] - first

@@ -21,10 +21,11 @@ GROUP_NAME = re.compile(r"^L(\d+)\.(\w+)\.r\d+c\d+$")
 
 def lora_reserve(emu) -> tuple[int, list[str], list[LoraSlot], list[str]]:
     """(max rank, target modules, slots, LoRA SRAM tiles in index order) of the chip; rank 0 when none."""
-    tiles = sorted((n for n, p in emu.programs.items() if p.role is Role.LORA), key=lambda n: emu.programs[n].words[7])
+    tiles = sorted((n for n, p in emu.programs.items() if p.role is Role.LORA), key=lambda n: emu.programs[n].header.index)
     if not tiles:
         return 0, [], [], []
-    max_rank, mask = emu.programs[tiles[0]].words[8:10]
+    first = emu.programs[tiles[0]].header  # every LoRA tile's header repeats the rank and targets
+    max_rank, mask = first.max_rank, first.targets
     targets = [m for i, m in enumerate(LORA_MODULES) if mask >> i & 1]
     modules = []
     for u in emu.units:

@@ -110,7 +110,7 @@ class Emulator:
         rest = []
         for u in units:
             if u.role in (Role.MATVEC, Role.LOOKUP) and u.out is not None:
-                keyed[(u.role, u.inputs[0], u.out, u.impl.words[2])].append(u)
+                keyed[(u.role, u.inputs[0], u.out, u.impl.header.group)].append(u)
             else:
                 rest.append(u)
         for (role, n_in, n_out, _), us in keyed.items():
@@ -132,11 +132,12 @@ class Emulator:
                       key=self.tile_index.__getitem__)
 
     def _kv_store(self, u: Unit) -> KvStore:
-        n_kv, hd, ctx = u.impl.words[8:11]
+        attn = u.impl.header
+        n_kv, hd, ctx = attn.n_kv_heads, attn.head_dim, attn.context
         srams = self.sram_of[u.name]
         if any(s not in self.programs for s in srams):
             raise T.EmulationError(f"{u.name}: its KV SRAM tiles are not run with it")
-        seqs = [self.programs[s].words[10] for s in srams if self.programs[s].role is Role.KV]
+        seqs = [self.programs[s].header.sequences for s in srams if self.programs[s].role is Role.KV]
         return KvStore(u.name, max(min(seqs, default=1), 1), ctx, n_kv, hd, self.chip.kv_bits, len(srams) * self.chip.sram_bytes)
 
     # ---- running ---------------------------------------------------------------------------------
@@ -220,7 +221,7 @@ class Emulator:
         if r is Role.ROPE:
             return T.rope(impl, x[0], pos)
         if r is Role.ATTENTION:
-            n_heads, n_kv, hd = impl.words[7:10]
+            n_heads, n_kv, hd = impl.header.n_heads, impl.header.n_kv_heads, impl.header.head_dim
             kv: KvStore = u.state["kv"]
             out = np.empty((len(seqs), n_heads * hd), np.float32)
             for b, (s, p) in enumerate(zip(seqs, pos.tolist())):
@@ -232,7 +233,7 @@ class Emulator:
         if r is Role.ADD:
             return x[0] + x[1]
         if r is Role.ARGMAX:
-            self.logits = x[0][:, : impl.words[3]]
+            self.logits = x[0][:, : impl.header.n]
             self._next = np.argmax(self.logits, axis=1)[:, None].astype(np.float32)
             return self._next
         raise T.EmulationError(f"{u.name}: role {r.name} cannot execute")  # pragma: no cover - checked at load

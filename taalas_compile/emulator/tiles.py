@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from taalas_compile.die import rom_format as rf
+from taalas_compile.die.program import MAC_PROGRAMS, RmsNorm, Rope, TileProgram
+from taalas_compile.die.program import decode as decode_header
 from taalas_compile.mapper.ir import Role
 
 
@@ -24,42 +26,45 @@ class EmulationError(RuntimeError):
 
 @dataclass
 class Program:
-    """A tile's decoded program."""
+    """A tile decoded from its ROM: its header (die/program.py) and the data of its rows 1.."""
 
     name: str
-    role: Role
-    words: tuple[int, ...]
+    header: TileProgram
     codes: np.ndarray | None = None  # int8 [rows, ng, group] (zero-padded ragged group)
     scales: np.ndarray | None = None  # fp32 [rows, ng]
     consts: np.ndarray | None = None  # fp32 constants of a vector unit
 
     @property
+    def role(self) -> Role:
+        return self.header.role
+
+    @property
     def out_offset(self) -> int:
-        return self.words[6]
+        """Where the tile's output lands in its net: a MAC tile's out_off, 0 for a vector unit."""
+        return self.header.out_off if isinstance(self.header, MAC_PROGRAMS) else 0
 
 
 def decode(name: str, img: np.ndarray) -> Program:
     if img.shape[0] == 0:
         raise EmulationError(f"{name}: empty ROM")
     try:
-        words = rf.parse_header(img[0])
-        role = Role(words[0])
-    except (rf.RomFormatError, ValueError) as e:
+        h = decode_header(rf.parse_header(img[0]))
+    except rf.RomFormatError as e:
         raise EmulationError(f"{name}: bad program header ({e})") from None
-    p = Program(name, role, words)
+    p = Program(name, h)
     try:
-        if role in (Role.MATVEC, Role.LOOKUP):
-            bits, group, n_rows, n_cols = words[1:5]
+        if isinstance(h, MAC_PROGRAMS):
+            bits, group, n_rows, n_cols = h.bits, h.group, h.n_rows, h.n_cols
             codes, scales = rf.parse_block(img[1 : 1 + n_rows], n_cols, bits, group)
             ng = scales.shape[1]
             padded = np.zeros((n_rows, ng * group), np.int8)
             padded[:, :n_cols] = codes
             p.codes = padded.reshape(n_rows, ng, group)
             p.scales = scales.astype(np.float32)
-        elif role is Role.RMSNORM:
-            p.consts = rf.parse_consts(rf.body_flat(img), words[3], np.float16).astype(np.float32)
-        elif role is Role.ROPE:
-            p.consts = rf.parse_consts(rf.body_flat(img), words[8] // 2, np.float32)
+        elif isinstance(h, RmsNorm):
+            p.consts = rf.parse_consts(rf.body_flat(img), h.n, np.float16).astype(np.float32)
+        elif isinstance(h, Rope):
+            p.consts = rf.parse_consts(rf.body_flat(img), h.head_dim // 2, np.float32)
     except rf.RomFormatError as e:
         raise EmulationError(f"{name}: bad ROM data ({e})") from None
     return p
@@ -81,7 +86,7 @@ def quantize_groups(x: np.ndarray, group: int, bits: int) -> tuple[np.ndarray, n
 
 def matvec(p: Program, x: np.ndarray, act_bits: int) -> np.ndarray:
     """One MAC tile: x [n] or [B, n] -> its output rows."""
-    group, _, n_cols, in_off = p.words[2:6]
+    group, n_cols, in_off = p.header.group, p.header.n_cols, p.header.in_off
     if x.shape[-1] < in_off + n_cols:
         raise EmulationError(f"{p.name}: input has {x.shape[-1]} elements, needs {in_off + n_cols}")
     q, sx = quantize_groups(x[..., in_off : in_off + n_cols], group, act_bits)
@@ -90,14 +95,14 @@ def matvec(p: Program, x: np.ndarray, act_bits: int) -> np.ndarray:
 
 
 def rmsnorm(p: Program, x: np.ndarray) -> np.ndarray:
-    eps = rf.word_f32(p.words[7])
-    x = x[:, : p.words[3]]
+    eps = p.header.eps
+    x = x[:, : p.header.n]
     return (x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True, dtype=np.float32) + np.float32(eps))) * p.consts
 
 
 def rope(p: Program, x: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """x [B, n], pos [B] int."""
-    n_heads, hd = p.words[7], p.words[8]
+    n_heads, hd = p.header.n_heads, p.header.head_dim
     ang = pos.astype(np.float32)[:, None] * p.consts  # [B, hd/2] fp32
     cos, sin = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
     h = x[:, : n_heads * hd].reshape(-1, n_heads, hd)

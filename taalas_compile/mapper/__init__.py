@@ -1,2 +1,2 @@
-"""Mapper: model IR + bit plan -> tiles on die sites and nets between their pins (`Placement`),
+"""Mapper: model IR + bit allocation -> tiles on die sites and nets between their pins (`Placement`),
 then channel routes for the nets (`Routing`)."""

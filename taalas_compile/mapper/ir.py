@@ -2,8 +2,9 @@
 
 A `Tile` is one site of the die programmed for one job (its *role*): a block of a weight matrix
 (`matvec` / `lookup` on a MAC tile), one vector operation (on a vector unit), a KV-cache or LoRA
-reservation (on an SRAM tile), or the host interface (I/O). Its program — role and parameters —
-is etched in the first row of its ROM array as header words (docs/file-formats.md).
+reservation (on an SRAM tile), or the host interface (I/O). Its program — role and parameters, a
+typed class per role (die/program.py) — is etched in the first row of its ROM array as header
+words (docs/file-formats.md).
 
 A `Net` is one value on the die: the output pins of every tile that produces it (a bus of disjoint
 or summed lanes) joined to every input pin that consumes it. A sink's input vector is the sum of
@@ -14,25 +15,9 @@ concatenate, column blocks add up as partial sums, and embedding row blocks sele
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import IntEnum
 
 from taalas_compile.config.die import TileKind
-
-
-class Role(IntEnum):
-    """Header word 0 of every tile."""
-
-    MATVEC = 1
-    LOOKUP = 2
-    RMSNORM = 3
-    ROPE = 4
-    ATTENTION = 5
-    SILU_MUL = 6
-    ADD = 7
-    ARGMAX = 8
-    KV = 9
-    LORA = 10
-    IO = 11
+from taalas_compile.die.program import MAC_PROGRAMS, Role, TileProgram
 
 
 @dataclass(frozen=True)
@@ -51,13 +36,24 @@ class Tile:
     name: str  # unique, e.g. "L0.q_proj.r0c0", "L0.attn", "io"
     kind: TileKind
     site: tuple[int, int]  # (col, row) on the die grid
-    role: Role
     node: str  # graph node it implements ("" for SRAM reservations)
     block: str  # layer block for the mask hierarchy: "io", "head", "L0".."Ln", "tail"
-    words: tuple[int, ...]  # header words (uint32), see backend/rom_format.py
-    slice: Slice | None = None
-    bits: int = 0
-    group: int = 0
+    program: TileProgram  # what it is set to do: its ROM's header row (die/program.py)
+    slice: Slice | None = None  # the weight block of a MAC tile
+
+    @property
+    def role(self) -> Role:
+        return self.program.role
+
+    @property
+    def bits(self) -> int:
+        """Code width of a MAC tile's weights; 0 for other tiles."""
+        return self.program.bits if isinstance(self.program, MAC_PROGRAMS) else 0
+
+    @property
+    def group(self) -> int:
+        """Codes per scale of a MAC tile's weights; 0 for other tiles."""
+        return self.program.group if isinstance(self.program, MAC_PROGRAMS) else 0
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""map_graph: model IR + bit plan -> `Placement` (tiles on sites, nets between pins).
+"""map_graph: model IR + bit allocation -> `Placement` (tiles on sites, nets between pins).
 
 1. Each graph node becomes tiles: a weight matrix is cut into blocks that fit one MAC tile's ROM
    (row blocks of `rows - 1` output rows, column blocks of whole groups); every vector op gets one
@@ -19,21 +19,35 @@ import networkx as nx
 
 from taalas_compile.config.die import Die, TileKind
 from taalas_compile.config.recipe import LORA_MODULES, TargetCfg
+from taalas_compile.die.program import (
+    Add,
+    Argmax,
+    Attention,
+    Io,
+    Kv,
+    Lookup,
+    Lora,
+    MatVec,
+    RmsNorm,
+    Rope,
+    SiluMul,
+    TileProgram,
+)
 from taalas_compile.die.rom_format import (
     FP16_DIGITS,
     FP32_DIGITS,
-    HEADER_WORDS,
     digits_per_code,
     f32_word,
+    word_f32,
 )
 from taalas_compile.die.sram_layout import lora_slots, lora_tile_bytes
 from taalas_compile.errors import UserError
-from taalas_compile.frontend.ir import Op, op_node, pipeline_order, short_name
-from taalas_compile.mapper.ir import Net, Pin, Placement, Role, Slice, Tile
+from taalas_compile.frontend.ir import Op, OpNode, op_node, pipeline_order, short_name
+from taalas_compile.mapper.ir import Net, Pin, Placement, Slice, Tile
+from taalas_compile.mapper.legality import check_placement
 from taalas_compile.quant.codes import QuantSpec
 
-VU_ROLE = {Op.RMSNORM: Role.RMSNORM, Op.ROPE: Role.ROPE, Op.ATTENTION: Role.ATTENTION,
-           Op.SILU_MUL: Role.SILU_MUL, Op.ADD: Role.ADD, Op.ARGMAX: Role.ARGMAX}
+VECTOR_OPS = (Op.RMSNORM, Op.ROPE, Op.ATTENTION, Op.SILU_MUL, Op.ADD, Op.ARGMAX)
 VU_PINS = ("a", "b", "c")
 
 
@@ -43,10 +57,20 @@ def block_of(layer: int, op: Op) -> str:
     return {Op.INPUT: "io", Op.EMBED: "head"}.get(op, "tail")
 
 
-def words(role: Role, *, bits=0, group=0, n_rows=0, n_cols=0, in_off=0, out_off=0, a=(0, 0, 0, 0)) -> tuple[int, ...]:
-    w = (int(role), bits, group, n_rows, n_cols, in_off, out_off, *a)
-    assert len(w) == HEADER_WORDS
-    return tuple(int(x) for x in w)
+def vector_program(node: OpNode, context: int) -> TileProgram:
+    """The program of the vector unit that runs `node` (an op of VECTOR_OPS)."""
+    n = node.out_shape[0] if node.out_shape else node.attrs.get("n", 0)
+    attrs = node.attrs
+    if node.op is Op.RMSNORM:  # eps as etched: fp32
+        return RmsNorm(n, eps=word_f32(f32_word(attrs.get("eps", 0.0))))
+    if node.op is Op.ROPE:
+        return Rope(n, n_heads=attrs.get("n_heads", 0), head_dim=attrs.get("head_dim", 0))
+    if node.op is Op.ATTENTION:
+        return Attention(n, n_heads=attrs.get("n_heads", 0), n_kv_heads=attrs.get("n_kv_heads", 0),
+                         head_dim=attrs.get("head_dim", 0), context=context)
+    if node.op is Op.ARGMAX:
+        return Argmax(attrs["n"])
+    return SiluMul(n) if node.op is Op.SILU_MUL else Add(n)
 
 
 @dataclass(frozen=True)
@@ -55,13 +79,10 @@ class _Proto:
 
     name: str
     kind: TileKind
-    role: Role
     node: str
     block: str
-    words: tuple[int, ...]
+    program: TileProgram
     slice: Slice | None = None
-    bits: int = 0
-    group: int = 0
 
 
 def mac_blocks(shape: tuple[int, int], spec: QuantSpec, die: Die) -> list[tuple[int, int, int, int]]:
@@ -81,7 +102,7 @@ def vu_rom_rows(node_op: Op, n_consts: int, die: Die) -> int:
     return 1 + math.ceil(n_consts * nd / die.tiles.vu.cols)
 
 
-def _protos(g: nx.DiGraph, plan: dict[str, QuantSpec], die: Die, target: TargetCfg) -> tuple[list[_Proto], dict[str, list[str]]]:
+def _protos(g: nx.DiGraph, specs: dict[str, QuantSpec], die: Die, target: TargetCfg) -> tuple[list[_Proto], dict[str, list[str]]]:
     protos: list[_Proto] = []
     tiles_of: dict[str, list[str]] = {}
     for name in pipeline_order(g):
@@ -89,37 +110,28 @@ def _protos(g: nx.DiGraph, plan: dict[str, QuantSpec], die: Die, target: TargetC
         short, block = short_name(name), block_of(node.layer, node.op)
         new: list[_Proto] = []
         if node.op is Op.INPUT:
-            new.append(_Proto("io", "io", Role.IO, name, "io", words(Role.IO, n_rows=g.graph["args"].vocab_size)))
+            new.append(_Proto("io", "io", name, "io", Io(vocab=g.graph["args"].vocab_size)))
         elif node.op in (Op.LINEAR, Op.EMBED):
             (w,) = node.params
-            spec = plan[w.name]
+            spec = specs[w.name]
             blocks = mac_blocks(w.shape, spec, die)
             n_cb = len({(c0, c1) for _, _, c0, c1 in blocks})
             for i, (r0, r1, c0, c1) in enumerate(blocks):
+                prog: TileProgram
                 if node.op is Op.LINEAR:  # output rows land at r0 of the consumer's input
-                    ws = words(Role.MATVEC, bits=spec.bits, group=spec.group, n_rows=r1 - r0, n_cols=c1 - c0, in_off=c0, out_off=r0)
+                    prog = MatVec(spec.bits, spec.group, n_rows=r1 - r0, n_cols=c1 - c0, in_off=c0, out_off=r0)
                 else:  # embedding: rows are token ids, columns are output dims
-                    ws = words(Role.LOOKUP, bits=spec.bits, group=spec.group, n_rows=r1 - r0, n_cols=c1 - c0, out_off=c0, a=(r0, 0, 0, 0))
-                new.append(_Proto(f"{short}.r{i // n_cb}c{i % n_cb}", "mac", Role.MATVEC if node.op is Op.LINEAR else Role.LOOKUP,
-                                  name, block, ws, Slice(w.name, r0, r1, c0, c1), spec.bits, spec.group))
-        elif node.op in VU_ROLE:
-            role = VU_ROLE[node.op]
-            n = node.out_shape[0] if node.out_shape else node.attrs.get("n", 0)
-            a = {
-                Op.RMSNORM: (f32_word(node.attrs.get("eps", 0.0)), 0, 0, 0),
-                Op.ROPE: (node.attrs.get("n_heads", 0), node.attrs.get("head_dim", 0), 0, 0),
-                Op.ATTENTION: (node.attrs.get("n_heads", 0), node.attrs.get("n_kv_heads", 0), node.attrs.get("head_dim", 0), target.context),
-            }.get(node.op, (0, 0, 0, 0))
-            if node.op is Op.ARGMAX:
-                n = node.attrs["n"]
-            new.append(_Proto(short, "vu", role, name, block, words(role, n_rows=n, a=a)))
+                    prog = Lookup(spec.bits, spec.group, n_rows=r1 - r0, n_cols=c1 - c0, out_off=c0, first=r0)
+                new.append(_Proto(f"{short}.r{i // n_cb}c{i % n_cb}", "mac", name, block, prog, Slice(w.name, r0, r1, c0, c1)))
+        elif node.op in VECTOR_OPS:
+            new.append(_Proto(short, "vu", name, block, vector_program(node, target.context)))
             if node.op is Op.ATTENTION:  # K and V codes + fp16 scales per token (die.arith.kv_format)
                 kv_bytes = target.context * target.sequences * die.arith.kv_bytes(node.attrs["n_kv_heads"], node.attrs["head_dim"])
                 n_sram = math.ceil(kv_bytes / die.tiles.sram.bytes)
                 for k in range(n_sram):
                     chunk = min(die.tiles.sram.bytes, kv_bytes - k * die.tiles.sram.bytes)
-                    new.append(_Proto(f"{short}.kv{k}", "sram", Role.KV, name, block,
-                                      words(Role.KV, n_rows=chunk, a=(node.layer, k, target.context, target.sequences))))
+                    new.append(_Proto(f"{short}.kv{k}", "sram", name, block,
+                                      Kv(chunk, layer=node.layer, index=k, context=target.context, sequences=target.sequences)))
         elif node.op is Op.OUTPUT:
             pass
         else:  # pragma: no cover - the frontend admits only the ops above
@@ -130,8 +142,8 @@ def _protos(g: nx.DiGraph, plan: dict[str, QuantSpec], die: Die, target: TargetC
 
 
 def _lora_protos(g: nx.DiGraph, die: Die, target: TargetCfg) -> list[_Proto]:
-    """SRAM tiles for the LoRA slots of every target module of every layer (die/sram_layout.py).
-    Header: n_rows = bytes used; a = (tile index, max_rank, target-module bitmask, tile count)."""
+    """SRAM tiles for the LoRA slots of every target module of every layer (die/sram_layout.py),
+    each with its `Lora` program: bytes used, tile index, max_rank, target-module bitmask, tile count."""
     lora = target.lora
     if not lora.targets:
         return []
@@ -146,7 +158,7 @@ def _lora_protos(g: nx.DiGraph, die: Die, target: TargetCfg) -> list[_Proto]:
     slots = lora_slots(modules, lora.max_rank, die.tiles.sram.bytes)
     mask = sum(1 << LORA_MODULES.index(m) for m in lora.targets)
     used = lora_tile_bytes(slots, lora.max_rank)
-    return [_Proto(f"lora{k}", "sram", Role.LORA, "", "tail", words(Role.LORA, n_rows=b, a=(k, lora.max_rank, mask, len(used))))
+    return [_Proto(f"lora{k}", "sram", "", "tail", Lora(b, index=k, max_rank=lora.max_rank, targets=mask, count=len(used)))
             for k, b in enumerate(used)]
 
 
@@ -159,23 +171,23 @@ def check_fit(protos: list[_Proto], die: Die) -> None:
         raise UserError(f"model does not fit die {die.name}: {detail}")
 
 
-def tile_needs(g: nx.DiGraph, plan: dict[str, QuantSpec], die: Die, target: TargetCfg) -> dict[str, dict[str, int]]:
+def tile_needs(g: nx.DiGraph, specs: dict[str, QuantSpec], die: Die, target: TargetCfg) -> dict[str, dict[str, int]]:
     """Tiles of each kind every layer block needs, blocks in pipeline order (no site is taken)."""
-    protos, _ = _protos(g, plan, die, target)
+    protos, _ = _protos(g, specs, die, target)
     out: dict[str, dict[str, int]] = {}
     for p in protos:
         out.setdefault(p.block, dict.fromkeys(("mac", "vu", "sram", "io"), 0))[p.kind] += 1
     return out
 
 
-def map_graph(g: nx.DiGraph, plan: dict[str, QuantSpec], die: Die, target: TargetCfg) -> Placement:
-    protos, tiles_of = _protos(g, plan, die, target)
+def map_graph(g: nx.DiGraph, specs: dict[str, QuantSpec], die: Die, target: TargetCfg) -> Placement:
+    protos, tiles_of = _protos(g, specs, die, target)
     check_fit(protos, die)  # the model itself first: its shortfall is the more useful error
     protos += _lora_protos(g, die, target)
     check_fit(protos, die)
     free = {k: iter(die.sites(k)) for k in ("mac", "vu", "sram", "io")}
-    tiles = tuple(Tile(p.name, p.kind, next(free[p.kind]), p.role, p.node, p.block, p.words, p.slice, p.bits, p.group) for p in protos)
-    return Placement(die.name, tiles, _nets(g, tiles_of, {t.name: t for t in tiles}))
+    tiles = tuple(Tile(p.name, p.kind, next(free[p.kind]), p.node, p.block, p.program, p.slice) for p in protos)
+    return check_placement(Placement(die.name, tiles, _nets(g, tiles_of, {t.name: t for t in tiles})), die)  # mapper/legality.py
 
 
 def _nets(g: nx.DiGraph, tiles_of: dict[str, list[str]], tiles: dict[str, Tile]) -> tuple[Net, ...]:

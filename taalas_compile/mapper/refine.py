@@ -18,12 +18,13 @@ Cost, minimised: over every net, half-perimeter of its pins' bounding box, with 
 weighted `ROW_WEIGHT` (each row a net crosses takes a feedthrough and a track piece in every
 channel between: the congestion-aware term); plus, for every matrix cut into several tiles, the
 bounding box of its slices at `CLUSTER_WEIGHT` (keeps the slices of a matrix together). A pin sits
-at (`Geometry.pin_x`, the y of the channel under its row), exactly where the router lands on it.
+at (`Geometry.pin_x`, the y of the channel under its row), exactly where the router lands on it
+(`mapper/wirelength.py`).
 
-Constraints, kept by construction and checked by `check_legal`: every tile on a site of its kind,
-one tile per site, the I/O tile fixed, and layer blocks in pipeline order along every kind's
-serpentine (all of block i's sites of a kind come before block i+1's) — so a move may only reach
-sites between the neighbouring blocks. The result's plain HPWL is never worse than the input's
+Constraints, kept by construction and checked on the result by `check_placement`
+(`mapper/legality.py`): every tile on a site of its kind, one tile per site, the I/O tile fixed,
+and layer blocks in pipeline order along every kind's serpentine (all of block i's sites of a
+kind come before block i+1's) — so a move may only reach sites between the neighbouring blocks. The result's plain HPWL is never worse than the input's
 (the input comes back unchanged otherwise). Same input, seed and effort -> identical sites.
 
 Effort scales the annealing moves (`MOVES_PER_TILE` per movable tile, at least `MIN_MOVES`, at
@@ -37,9 +38,16 @@ import math
 import random
 from dataclasses import replace
 
-from taalas_compile.config.die import KIND_OF_LETTER, Die
+from taalas_compile.config.die import Die
 from taalas_compile.die.geometry import Geometry
 from taalas_compile.mapper.ir import Placement
+from taalas_compile.mapper.legality import (
+    MOVABLE,
+    block_order,
+    blocks_in_order,
+    check_placement,
+)
+from taalas_compile.mapper.wirelength import total_hpwl
 
 ROW_WEIGHT = 1.5  # cost of a net's vertical span relative to its horizontal span
 CLUSTER_WEIGHT = 0.25  # weight of the bounding box of a matrix's slices
@@ -47,65 +55,9 @@ MOVES_PER_TILE = 60  # annealing moves per movable tile at effort 1.0 ...
 MIN_MOVES = 40_000  # ... and at least this many: small dies get a thorough anneal for well under a second
 TEMPERATURES = 40  # temperature steps of the schedule
 START_TEMPERATURE = 1.0  # x the spread of cost changes of random moves from the aligned start
-KINDS = ("mac", "vu", "sram")  # the I/O tile never moves
+KINDS = MOVABLE  # the I/O tile never moves
 
 
-# --- wirelength (shared with plan/placement_report.py) --------------------------------------
-def pin_xy(geo: Geometry, kind: str, pin: str, site: tuple[int, int]) -> tuple[int, int]:
-    """Where a net lands on a pin, nm: its stub's x and the bottom of the channel under its row."""
-    col, row = site
-    return geo.pin_x(kind, pin, col), geo.channel_y0(row)
-
-
-def net_hpwl(pl: Placement, die: Die) -> dict[str, int]:
-    """Half-perimeter wirelength of every net's pins, nm."""
-    geo = Geometry(die)
-    out = {}
-    for n in pl.nets:
-        xy = [pin_xy(geo, pl.tile(p.tile).kind, p.pin, pl.tile(p.tile).site) for p in n.pins]
-        xs, ys = [x for x, _ in xy], [y for _, y in xy]
-        out[n.name] = max(xs) - min(xs) + max(ys) - min(ys)
-    return out
-
-
-def total_hpwl(pl: Placement, die: Die) -> int:
-    return sum(net_hpwl(pl, die).values())
-
-
-# --- legality -------------------------------------------------------------------------------
-def block_order(pl: Placement) -> list[str]:
-    """Layer blocks in pipeline order (the order their first tiles appear in)."""
-    return list(dict.fromkeys(t.block for t in pl.tiles))
-
-
-def blocks_in_order(pl: Placement, die: Die) -> bool:
-    """True when, for every kind, block i's sites all come before block i+1's on its serpentine."""
-    rank = {b: i for i, b in enumerate(block_order(pl))}
-    for kind in KINDS:
-        pos = {s: i for i, s in enumerate(die.sites(kind))}
-        seq = [rank[t.block] for t in sorted((t for t in pl.tiles if t.kind == kind), key=lambda t: pos[t.site])]
-        if seq != sorted(seq):
-            return False
-    return True
-
-
-def check_legal(pl: Placement, die: Die, original: Placement | None = None) -> list[str]:
-    """Problems with a placement: a tile off its kind's sites, two tiles on a site, a moved I/O tile."""
-    out = []
-    seen: dict[tuple[int, int], str] = {}
-    for t in pl.tiles:
-        c, r = t.site
-        if not (0 <= r < die.grid.n_rows and 0 <= c < die.grid.n_cols) or KIND_OF_LETTER[die.grid.rows[r][c]] != t.kind:
-            out.append(f"tile {t.name} ({t.kind}) on site {t.site} of another kind")
-        if t.site in seen:
-            out.append(f"tiles {seen[t.site]} and {t.name} share site {t.site}")
-        seen[t.site] = t.name
-    if original is not None:
-        out += [f"I/O tile {t.name} moved" for t in pl.tiles if t.kind == "io" and t.site != original.tile(t.name).site]
-    return out
-
-
-# --- the pass -------------------------------------------------------------------------------
 def refine_placement(pl: Placement, die: Die, *, seed: int = 0, effort: float = 1.0) -> Placement:
     """A new Placement of the same tiles and nets with less wirelength; the input is not touched."""
     st = _State(pl, die)
@@ -120,9 +72,7 @@ def refine_placement(pl: Placement, die: Die, *, seed: int = 0, effort: float = 
     out = Placement(pl.die, tiles, pl.nets)
     if total_hpwl(out, die) > total_hpwl(pl, die):
         out = Placement(pl.die, pl.tiles, pl.nets)
-    problems = check_legal(out, die, pl)
-    assert not problems and (blocks_in_order(out, die) or not st.ordered), problems
-    return out
+    return check_placement(out, die, pl)  # legal, and a refinement of pl (mapper/legality.py)
 
 
 class _State:

@@ -3,15 +3,18 @@
 The graph (`mapper/rrgraph.py`) has a node per stub a net can land a via on (its own pins, any
 feedthrough end) and per track at every such stub column; `mapper/pathfinder.py` negotiates until
 no junction, feedthrough or tight gap is used by two nets. Each net's route tree then becomes
-`Segment`s: per channel and track, its runs of junctions, with a via wherever the tree hops
+`TrackPiece`s: per channel and track, its runs of junctions, with a via wherever the tree hops
 between the track and a stub. Two runs of one net on a track closer than the spacing rule are
 drawn as one piece: no other net can sit between them (the gap resources forbid it).
+
+`Routing` is the routing IR; `check_routing` is its spec, run on every routing `route_nets` makes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 
 from taalas_compile.config.die import Die
 from taalas_compile.die.geometry import Geometry
@@ -27,7 +30,9 @@ from taalas_compile.mapper.pathfinder import (
 )
 from taalas_compile.mapper.rrgraph import RRGraph, build_rrgraph
 
-__all__ = ["IterationStats", "PathFinderCfg", "Routing", "Segment", "Stub", "route_nets"]
+__all__ = ["IllegalRouting", "IterationStats", "PathFinderCfg", "Routing", "Stub", "TrackPiece", "check_routing", "route_nets"]
+
+SHOWN = 5  # problems named in an IllegalRouting's message
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,7 @@ class Stub:
 
 
 @dataclass(frozen=True)
-class Segment:
+class TrackPiece:
     """A custom-metal track piece and the vias that land it on stubs."""
 
     net: str
@@ -53,7 +58,9 @@ class Segment:
 
 @dataclass(frozen=True)
 class Routing:
-    segments: tuple[Segment, ...]
+    """The routed nets: every net's track pieces and the feedthroughs it climbs through."""
+
+    segments: tuple[TrackPiece, ...]
     feedthroughs: dict  # net -> tuple of (col, row, k) segments it uses
     tracks_used: dict  # channel -> tracks used (highest track used + 1), channels with pieces only
     iterations: tuple[IterationStats, ...] = ()  # the router's table, one row per PathFinder iteration
@@ -61,6 +68,73 @@ class Routing:
     def wirelength(self) -> int:
         """Custom-metal track length, nm (feedthroughs are fixed fabric and not counted)."""
         return sum(s.x1 - s.x0 for s in self.segments)
+
+
+class IllegalRouting(Exception):
+    """A routing that breaks the rules `check_routing` enforces: a compiler bug, not a user error.
+    The message names the first problems; all of them are in `problems`."""
+
+    def __init__(self, problems: list[str]) -> None:
+        more = f" (+{len(problems) - SHOWN} more)" if len(problems) > SHOWN else ""
+        super().__init__(f"illegal routing: {'; '.join(problems[:SHOWN])}{more}")
+        self.problems = problems
+
+
+def routing_problems(ro: Routing, pl: Placement, die: Die) -> list[str]:
+    """Every way `ro` fails to route `pl` legally (empty: legal): a piece off its channel's tracks
+    or without end vias, a stub or feedthrough shared by two nets (a short), two pieces on a track
+    closer than the spacing rule, a net of the placement left open (unrouted or in pieces), a piece
+    of no net of the placement."""
+    out = []
+    min_gap = 2 * Geometry(die).wire_end + die.rules.metal_space
+    nets = {n.name for n in pl.nets}
+    owner: dict[str, str] = {}  # stub -> net; a feedthrough's two ends are one stub, named alike
+    parent: dict[str, str] = {}
+
+    def find(a: str) -> str:
+        while parent.setdefault(a, a) != a:
+            parent[a] = a = parent[parent[a]]
+        return a
+
+    for s in ro.segments:
+        where = f"net {s.net} channel {s.channel} track {s.track}"
+        if s.net not in nets:
+            out.append(f"{where}: no such net in the placement")
+        if not (0 <= s.channel < die.grid.n_rows and 0 <= s.track < die.routing.channel_tracks):
+            out.append(f"{where}: off the die's {die.grid.n_rows} channels of {die.routing.channel_tracks} tracks")
+        xs = [st.x for st in s.stubs]
+        if len(xs) < 2 or xs[0] != s.x0 or xs[-1] != s.x1 or xs != sorted(xs) or any(st.channel != s.channel for st in s.stubs):
+            out.append(f"{where}: piece {s.x0}..{s.x1} not landed by vias at both ends, in order, in its channel")
+        for st in s.stubs:
+            if owner.setdefault(st.what, s.net) != s.net:
+                out.append(f"short: {st.what} used by nets {owner[st.what]} and {s.net}")
+            parent[find(st.what)] = find(s.stubs[0].what)
+    for n in pl.nets:
+        pieces = {find(f"pin {p}") for p in n.pins}
+        if len(pieces) > 1:
+            out.append(f"net {n.name} is open: its pins in {len(pieces)} unconnected pieces")
+    by_track: dict[tuple[int, int], list[TrackPiece]] = {}
+    for s in ro.segments:
+        by_track.setdefault((s.channel, s.track), []).append(s)
+    for pieces in by_track.values():
+        pieces.sort(key=lambda s: s.x0)
+        for a, b in pairwise(pieces):
+            if b.x0 - a.x1 < min_gap:
+                out.append(f"nets {a.net} and {b.net} closer than {min_gap} nm on channel {a.channel} track {a.track}")
+    used: dict[tuple, str] = {}
+    for net, fts in ro.feedthroughs.items():
+        for ft in fts:
+            if used.setdefault(tuple(ft), net) != net:
+                out.append(f"short: feedthrough {ft} used by nets {used[tuple(ft)]} and {net}")
+    return out
+
+
+def check_routing(ro: Routing, pl: Placement, die: Die) -> Routing:
+    """`ro` unchanged when it routes `pl` legally (`routing_problems`), else IllegalRouting."""
+    problems = routing_problems(ro, pl, die)
+    if problems:
+        raise IllegalRouting(problems)
+    return ro
 
 
 def route_nets(pl: Placement, die: Die, cfg: PathFinderCfg | None = None,
@@ -88,7 +162,8 @@ def route_nets(pl: Placement, die: Die, cfg: PathFinderCfg | None = None,
     tracks_used: dict[int, int] = {}
     for s in segments:
         tracks_used[s.channel] = max(tracks_used.get(s.channel, 0), s.track + 1)
-    return Routing(tuple(segments), fts, dict(sorted(tracks_used.items())), tuple(neg.iterations))
+    routing = Routing(tuple(segments), fts, dict(sorted(tracks_used.items())), tuple(neg.iterations))
+    return check_routing(routing, pl, die)  # connected, unshared, spaced, within the channels
 
 
 def _terminals(pl: Placement, g: RRGraph) -> list[list[int]]:
@@ -132,11 +207,11 @@ def _length(g: RRGraph, route: NetRoute) -> int:
     return sum(g.xs[c][i1] - g.xs[c][i0] for c, _, i0, i1, _ in _runs(g, route))
 
 
-def _segments(g: RRGraph, net: str, route: NetRoute) -> list[Segment]:
+def _segments(g: RRGraph, net: str, route: NetRoute) -> list[TrackPiece]:
     out = []
     for c, t, i0, i1, on in _runs(g, route):
         stubs = tuple(Stub(c, g.xs[c][j], g.columns[c][j].what) for j in on)
-        out.append(Segment(net, c, t, g.xs[c][i0], g.xs[c][i1], stubs))
+        out.append(TrackPiece(net, c, t, g.xs[c][i0], g.xs[c][i1], stubs))
     return out
 
 

@@ -15,8 +15,9 @@ from taalas_compile.model.llama import (
 )
 from taalas_compile.model.perplexity import compare, document_windows, make_windows
 from taalas_compile.model.rope import Rotary, inv_freq
+from taalas_compile.model.sources import open_weights
 from taalas_compile.model.tokenizer import Tokenizer, load_tokenizer
-from taalas_compile.model.weights import WeightSource, open_weights
+from taalas_compile.model.weights import WeightSource
 
 __all__ = [
     "MLP",

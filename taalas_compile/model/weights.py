@@ -99,32 +99,6 @@ def file_fingerprint(path: Path) -> dict:
     return {"path": str(path), "bytes": path.stat().st_size, "sha256": h.hexdigest()}
 
 
-def open_weights(kind: str, path: str | Path | None, args: ModelArgs | None = None, seed: int = 0) -> WeightSource:
-    """Open a checkpoint: kind "synthetic" (needs args), "llama2c" (.bin) or "hf" (dir or .safetensors).
-    Checkpoints are read through CheckedWeights (NaN, Inf, beyond fp16 refused); synthetic weights
-    are finite and small by construction."""
-    if kind == "synthetic":
-        from taalas_compile.model.synthetic import SyntheticWeights
-
-        if args is None:
-            raise UserError("synthetic weights need model args")
-        return SyntheticWeights(args, seed)
-    if kind not in ("llama2c", "hf"):
-        raise UserError(f"unknown weights kind {kind!r} (expected synthetic, llama2c or hf)")
-    if path is None:
-        raise UserError(f"{kind} weights need a path")
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such file or directory")
-    if kind == "llama2c":
-        from taalas_compile.model.llama2c import Llama2cWeights
-
-        return CheckedWeights(Llama2cWeights(path))
-    from taalas_compile.model.hf import HFWeights
-
-    return CheckedWeights(HFWeights(path))
-
-
 def release_pages(source: WeightSource) -> None:
     """Drop the checkpoint pages read so far from this process's resident memory: a memory-mapped
     shard keeps every page it served mapped (+0.41 GiB per 8B layer, measured), so without this

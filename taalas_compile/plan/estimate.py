@@ -14,8 +14,25 @@ import networkx as nx
 
 from taalas_compile.config.die import Die
 from taalas_compile.config.recipe import TargetCfg
-from taalas_compile.die.rom_format import HEADER_WORDS, WORD_DIGITS, group_layout
-from taalas_compile.mapper.ir import Placement, Role, Tile
+from taalas_compile.die.program import (
+    MAC_PROGRAMS,
+    VECTOR_PROGRAMS,
+    Attention,
+    Kv,
+    Lookup,
+    Lora,
+    MatVec,
+    RmsNorm,
+    Rope,
+)
+from taalas_compile.die.rom_format import (
+    FP16_DIGITS,
+    FP32_DIGITS,
+    HEADER_WORDS,
+    WORD_DIGITS,
+    group_layout,
+)
+from taalas_compile.mapper.ir import Placement, Tile
 from taalas_compile.mapper.place import tile_needs
 from taalas_compile.quant.codes import QuantSpec
 
@@ -24,24 +41,24 @@ _layout = functools.cache(group_layout)  # a die has a handful of distinct (n_co
 
 def tile_digits(t: Tile) -> int:
     """Used digit cells of a tile (header included)."""
-    n = HEADER_WORDS * WORD_DIGITS
-    if t.role in (Role.MATVEC, Role.LOOKUP):
-        n += t.words[3] * _layout(t.words[4], t.group, t.bits)[2]
-    elif t.role is Role.RMSNORM:
-        n += t.words[3] * 6
-    elif t.role is Role.ROPE:
-        n += t.words[8] // 2 * 11
+    n, p = HEADER_WORDS * WORD_DIGITS, t.program
+    if isinstance(p, MAC_PROGRAMS):
+        n += p.n_rows * _layout(p.n_cols, p.group, p.bits)[2]
+    elif isinstance(p, RmsNorm):
+        n += p.n * FP16_DIGITS
+    elif isinstance(p, Rope):
+        n += p.head_dim // 2 * FP32_DIGITS
     return n
 
 
 KINDS = ("mac", "vu", "sram", "io")
 
 
-def model_fit(g: nx.DiGraph, plan: dict[str, QuantSpec], die: Die, target: TargetCfg) -> tuple[dict, dict, dict]:
+def model_fit(g: nx.DiGraph, specs: dict[str, QuantSpec], die: Die, target: TargetCfg) -> tuple[dict, dict, dict]:
     """Whether a model fits one die, before anything is placed: (tiles of each kind per layer block
     (mapper/place.py tile_needs), their totals, the die's sites of each kind). It fits when no
     total exceeds its sites (`fits_one_die`)."""
-    needs = tile_needs(g, plan, die, target)
+    needs = tile_needs(g, specs, die, target)
     total = {k: sum(n[k] for n in needs.values()) for k in KINDS}
     have = {k: len(die.sites(k)) for k in KINDS}
     return needs, total, have
@@ -57,8 +74,8 @@ def fit(pl: Placement, die: Die, tracks_used: dict | None = None) -> dict:
     have = {k: len(die.sites(k)) for k in kinds}
     mac_cells = have["mac"] * die.tiles.mac.rows * die.tiles.mac.cols
     mac_digits = sum(tile_digits(t) for t in pl.tiles if t.kind == "mac")
-    kv = sum(t.words[3] for t in pl.tiles if t.role is Role.KV)
-    lora = sum(t.words[3] for t in pl.tiles if t.role is Role.LORA)
+    kv = sum(t.program.n_bytes for t in pl.tiles if isinstance(t.program, Kv))
+    lora = sum(t.program.n_bytes for t in pl.tiles if isinstance(t.program, Lora))
     out = {
         "tiles": {k: {"used": used[k], "available": have[k], "utilization": used[k] / max(have[k], 1)} for k in kinds},
         "rom_digits": {"used": mac_digits, "available": mac_cells, "utilization": mac_digits / max(mac_cells, 1)},
@@ -75,18 +92,18 @@ def fit(pl: Placement, die: Die, tracks_used: dict | None = None) -> dict:
 
 def tile_cycles(t: Tile, die: Die, position: int, kv_tiles: int = 1) -> float:
     """Cycles a tile needs for one token when the sequence is `position` tokens long."""
-    w = t.words
-    if t.role is Role.MATVEC:
-        return w[3] * w[4] / die.tiles.mac.macs_per_cycle
-    if t.role is Role.LOOKUP:
-        return w[4] / die.tiles.mac.macs_per_cycle
-    if t.role is Role.ATTENTION:
-        n_heads, n_kv, hd = w[7], w[8], w[9]
+    p = t.program
+    if isinstance(p, MatVec):
+        return p.n_rows * p.n_cols / die.tiles.mac.macs_per_cycle
+    if isinstance(p, Lookup):
+        return p.n_cols / die.tiles.mac.macs_per_cycle
+    if isinstance(p, Attention):
+        n_heads, n_kv, hd = p.n_heads, p.n_kv_heads, p.head_dim
         compute = 2 * n_heads * hd * position / die.tiles.vu.lanes  # scores + weighted sum
         kv_bytes = 2 * position * n_kv * hd * die.arith.kv_bits / 8  # read K and V once
         return max(compute, kv_bytes / (die.tiles.sram.bytes_per_cycle * max(kv_tiles, 1)))
-    if t.kind == "vu":
-        return w[3] / die.tiles.vu.lanes
+    if isinstance(p, VECTOR_PROGRAMS):
+        return p.n / die.tiles.vu.lanes
     return 0.0
 
 
@@ -124,7 +141,7 @@ def latency_curve(pl: Placement, die: Die, positions: list[int]) -> list[dict]:
 
 def performance(pl: Placement, die: Die, context: int | None = None) -> dict:
     """Tokens/s for one user at a short (1 token) and the full context, and with the pipeline full."""
-    ctx = context or max((t.words[10] for t in pl.tiles if t.role is Role.ATTENTION), default=1)
+    ctx = context or max((t.program.context for t in pl.tiles if isinstance(t.program, Attention)), default=1)
     hz = die.clock.mhz * 1e6
     (short, _), (full, slowest) = _latencies(pl, die, [1, ctx])
     return {

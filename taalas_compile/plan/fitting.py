@@ -104,7 +104,7 @@ def _hist(s: Subject, key) -> list[list]:
 def _bits_ref(s: Subject) -> tuple[str, str]:
     if s.kind == "chip":
         return "measured", f"{s.chip_dir}/manifest.json bits (the allocation the chip was compiled with)"
-    return "recipe", f"recipe {s.name} [quant] rules (quant/plan.py assign_bits)"
+    return "recipe", f"recipe {s.name} [quant] rules (quant/bits.py assign_bits)"
 
 
 def bits_by_tensor(s: Subject) -> dict:

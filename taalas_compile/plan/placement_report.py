@@ -1,7 +1,7 @@
 """Placement analysis (data only; the CLI renders it): wirelength, utilization, cycles per stage.
 
 - Wirelength: half-perimeter (HPWL) of every net's pins, nm, at the pins' stub x and the channel
-  under their row — what the router connects (`mapper/refine.net_hpwl`). Given the placement
+  under their row — what the router connects (`mapper/wirelength.net_hpwl`). Given the placement
   before a pass as well, both totals and the change.
 - Utilization: tiles used / sites available per kind.
 - Stages: a pipeline stage is a layer block ("head", "L0".."Ln", "tail"). Per stage, the sum of its
@@ -18,7 +18,8 @@ import networkx as nx
 
 from taalas_compile.config.die import Die
 from taalas_compile.mapper.ir import Placement
-from taalas_compile.mapper.refine import net_hpwl
+from taalas_compile.mapper.legality import block_order
+from taalas_compile.mapper.wirelength import net_hpwl
 from taalas_compile.plan.estimate import tile_cycles
 
 KINDS = ("mac", "vu", "sram", "io")
@@ -30,7 +31,7 @@ def stage_cycles(pl: Placement, die: Die) -> list[dict]:
     cycles = {t.name: tile_cycles(t, die, 1, kv_tiles.get(t.name, 1)) for t in pl.tiles}
     hop = die.clock.hop_cycles
     out = []
-    for block in dict.fromkeys(t.block for t in pl.tiles):
+    for block in block_order(pl):
         names = [t.name for t in pl.tiles if t.block == block]
         g = nx.DiGraph()
         g.add_nodes_from(names)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from taalas_compile import __version__
 from taalas_compile.plan.cost import cost_section, users_of
 from taalas_compile.plan.curves import context_curve, users_curve
 from taalas_compile.plan.figures import fig, table
@@ -26,6 +25,7 @@ from taalas_compile.plan.whatif import (
     apply_to_die,
     mark_inputs,
 )
+from taalas_compile.version import __version__
 
 FORMAT, VERSION = "taalas-plan", 1
 
@@ -51,7 +51,7 @@ def build_plan(s: Subject, start: dt.date | None = None, change_week: float = 4.
     model = [fig("params", "parameters", s.params, "weights", "measured" if s.kind == "chip" else "computed",
                  "manifest.json figures.params" if s.kind == "chip" else "frontend graph of the recipe's architecture"),
              fig("bits_per_weight", "bits per weight (fp16 scales counted)", s.bits_per_weight, "bits", "measured" if s.kind == "chip" else "computed",
-                 "manifest.json figures.bits_per_weight" if s.kind == "chip" else "quant/plan.py bits_per_weight() of the recipe's rules"),
+                 "manifest.json figures.bits_per_weight" if s.kind == "chip" else "quant/bits.py bits_per_weight() of the recipe's rules"),
              fig("layers", "decoder layers", s.n_layers, "layers", "computed", "model graph")]
     cost_params = {c.key: c.value for c in inputs.cost}
     doc = {"format": FORMAT, "version": VERSION, "compiler": __version__, "subject": chip,

@@ -11,20 +11,22 @@ from pathlib import Path
 import networkx as nx
 
 from taalas_compile.backend.netlist import read_placement
-from taalas_compile.config.die import Die, load_die
+from taalas_compile.chip_dir import chip_die, read_manifest
+from taalas_compile.config.die import Die
 from taalas_compile.config.recipe import LoraCfg, Recipe, load_recipe
+from taalas_compile.die.load import load_die
 from taalas_compile.errors import UserError
 from taalas_compile.files import read_json
 from taalas_compile.frontend.lower import lower_args
 from taalas_compile.inputs import args_of
 from taalas_compile.mapper.ir import Placement
+from taalas_compile.mapper.legality import block_order
 from taalas_compile.mapper.place import map_graph, tile_needs
 from taalas_compile.mapper.refine import refine_placement
 from taalas_compile.mapper.route import route_nets
 from taalas_compile.plan.estimate import fit, fits_one_die, model_fit
 from taalas_compile.plan.partition import Cut, partition_blocks, stage_graph
-from taalas_compile.quant.plan import assign_bits, bits_per_weight
-from taalas_compile.reference import chip_die, read_manifest
+from taalas_compile.quant.bits import assign_bits, bits_per_weight
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ def from_chip(d: Path, die_ref: str | None) -> Subject:
     dim = next((n["out_shape"][0] for n in graph["nodes"] if n["op"] == "embed"), 0)
     kv = 2 * len(layers) * att["n_kv_heads"] * att["head_dim"] * die.arith.kv_bits // 8
     fig = man["figures"]
-    blocks = tuple(dict.fromkeys(t.block for t in pl.tiles if t.block != "io"))
+    blocks = tuple(b for b in block_order(pl) if b != "io")
     stage = Stage(0, blocks, pl, None, fig.get("wirelength_nm"), fig.get("router_iterations"))
     run = _json(d / "run.json")
     signoff = _json(d / "signoff" / "signoff.json")

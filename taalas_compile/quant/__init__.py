@@ -1,4 +1,4 @@
-"""Quantizer: calibration windows (`calibrate.py`), bits and group per tensor (`plan.py`: rules, or
+"""Quantizer: calibration windows (`calibrate.py`), bits and group per tensor (`bits.py`: rules, or
 a knapsack in `allocate.py` on ΔKL from `sensitivity.py` or the streamed proxy of `proxy.py`),
 codes streamed through the decoder one layer at a time (`stream.py`: `layer.py` GPTQ of one layer on
 `gptq.py`, `head.py` embedding/head in row bands and the final quality) into per-unit result files

@@ -2,7 +2,7 @@
 sensitivities), so compile, verify, eval and generate of the same inputs quantize once.
 
 The key hashes everything the result depends on: the weights' fingerprint, the calibration tokens,
-the plan and quant settings, the die's activation bits, and the source of the quantizer and the
+the bit allocation and quant settings, the die's activation bits, and the source of the quantizer and the
 reference model themselves (any code change is a miss). Entries are written atomically to
 `$TAALAS_CACHE` (default `~/.cache/taalas-compile`); `TAALAS_CACHE=off` disables the cache.
 """

@@ -119,7 +119,7 @@ def corrected_target(w: torch.Tensor, cross: torch.Tensor, h: torch.Tensor, damp
 
 
 @torch.no_grad()
-def gptq_model(source: WeightSource, plan: dict[str, QuantSpec], calib: Calibration, act_bits: int, *,
+def gptq_model(source: WeightSource, specs: dict[str, QuantSpec], calib: Calibration, act_bits: int, *,
                damp: float, act_order: bool, clip_search: bool, make_qlinear: Callable[[QTensor], nn.Module],
                act_quant: Callable[[torch.Tensor, int], torch.Tensor], correct: bool = True) -> dict[str, QTensor]:
     """Every planned tensor quantized with GPTQ, layer by layer; the embedding (a lookup, and the
@@ -131,14 +131,14 @@ def gptq_model(source: WeightSource, plan: dict[str, QuantSpec], calib: Calibrat
     ref = calib_model(source) if correct else None  # the float model, for the error-correcting target
     qw: dict[str, QTensor] = {}
     emb_name = "model.embed_tokens.weight"
-    qw[emb_name] = quantize_tensor(source.get(emb_name), plan[emb_name], clip_search)
+    qw[emb_name] = quantize_tensor(source.get(emb_name), specs[emb_name], clip_search)
     h = qw[emb_name].dequantize()[calib.tokens]  # [N, S, D] hidden states entering layer 0 (quantized path)
     hf = ref.model.embed_tokens(calib.tokens) if ref is not None else None  # [N, S, D] float path
     for i, layer in enumerate(model.model.layers):
         flayer = ref.model.layers[i] if ref is not None else None
         for stage in STAGES:
             names = [f"model.layers.{i}.{m}.weight" for m in stage]
-            groups = [plan[n].group for n in names]
+            groups = [specs[n].group for n in names]
             hq: dict[str, torch.Tensor] = {}
             cross: dict[str, torch.Tensor] = {}
             n_seen = 0
@@ -157,17 +157,17 @@ def gptq_model(source: WeightSource, plan: dict[str, QuantSpec], calib: Calibrat
                 w = source.get(n)
                 if n in cross:
                     w = corrected_target(w, cross.pop(n), hq[n], damp)
-                qw[n] = gptq_quantize(w, hq.pop(n), plan[n], damp=damp, act_order=act_order, clip_search=clip_search,
+                qw[n] = gptq_quantize(w, hq.pop(n), specs[n], damp=damp, act_order=act_order, clip_search=clip_search,
                                       dtype=gptq_dtype(w.shape[1]))
                 parent, _, attr = m.rpartition(".")
                 setattr(layer.get_submodule(parent), attr, make_qlinear(qw[n]))
         h = _batched(layer, h)  # through the quantized layer
         if flayer is not None:
             hf = _batched(flayer, hf)
-    if "lm_head.weight" in plan and not source.args.tie_embeddings:
+    if "lm_head.weight" in specs and not source.args.tie_embeddings:
         hh, n = None, 0
         x = _batched(model.model.norm, h)
-        hh, n = hessian_add(hh, act_quant(x, plan["lm_head.weight"].group), n)
-        qw["lm_head.weight"] = gptq_quantize(source.get("lm_head.weight"), hh, plan["lm_head.weight"], damp=damp,
+        hh, n = hessian_add(hh, act_quant(x, specs["lm_head.weight"].group), n)
+        qw["lm_head.weight"] = gptq_quantize(source.get("lm_head.weight"), hh, specs["lm_head.weight"], damp=damp,
                                              act_order=act_order, clip_search=clip_search, dtype=gptq_dtype(hh.shape[0]))
-    return {name: qw[name] for name in plan}
+    return {name: qw[name] for name in specs}

@@ -1,7 +1,8 @@
 """The quantized reference: the PyTorch model running exactly the etched codes and scales, with
 the die's activation arithmetic (`quant/arith.py`; docs/die-model.md, "Arithmetic"). The emulator
-must agree with it. Also the entry points that give a chip's codes (`etched_codes`: the streamed
-quantizer with calibration data, round-to-nearest without) and the measured-sensitivity callback.
+must agree with it. Also the entry point that gives a chip's codes (`etched_codes`: the streamed
+quantizer with calibration data, round-to-nearest without; called through `etch.py`) and the
+measured-sensitivity callback.
 
 - Weight matrices are codes x fp16 group scales; the embedding lookup returns a dequantized row.
 - Norm gains are fp16; RoPE inverse frequencies fp32.
@@ -21,11 +22,11 @@ from taalas_compile.config.recipe import QuantCfg
 from taalas_compile.model.llama import Llama, build_model
 from taalas_compile.model.weights import WeightSource
 from taalas_compile.quant.arith import QLinear, quantize_activation
+from taalas_compile.quant.bits import weight_params
 from taalas_compile.quant.cache import cache_key, cached_json, stream_store, weights_id
 from taalas_compile.quant.calibrate import Calibration, gptq_model
 from taalas_compile.quant.codes import QTensor, QuantSpec, round_fp16
 from taalas_compile.quant.etched import Etched
-from taalas_compile.quant.plan import weight_params
 from taalas_compile.quant.proxy import measure_proxy
 from taalas_compile.quant.sensitivity import measure_sensitivity
 from taalas_compile.quant.stream import StreamResult, quantize_stream, resolve_device
@@ -37,13 +38,12 @@ __all__ = [
     "etched_codes",
     "quantize_activation",
     "quantize_in_memory",
-    "quantize_weights",
     "sensitivity_of",
     "weights_id",
 ]
 
 
-def etched_codes(source: WeightSource, plan: dict[str, QuantSpec], cfg: QuantCfg, calib: Calibration | None, act_bits: int,
+def etched_codes(source: WeightSource, specs: dict[str, QuantSpec], cfg: QuantCfg, calib: Calibration | None, act_bits: int,
                  store: Path | None = None, *, device: str = "auto", bar: Callable | None = None,
                  on_unit: Callable[[str], None] = lambda unit: None) -> tuple[Etched, StreamResult | None]:
     """Where every planned tensor's etched codes come from. Without calibration data (or with
@@ -51,26 +51,18 @@ def etched_codes(source: WeightSource, plan: dict[str, QuantSpec], cfg: QuantCfg
     the streamed quantizer (`quant/stream.py`) writes one file per unit into `store` (default: the
     quant cache, `$TAALAS_CACHE/stream`; with the cache off, a temporary directory the caller owns)."""
     if calib is None or cfg.method == "rtn":
-        return Etched(source, dict(plan), cfg.clip_search), None
+        return Etched(source, dict(specs), cfg.clip_search), None
     if store is None:
         store = stream_store() or Path(tempfile.mkdtemp(prefix="taalas-quant-"))
-    res = quantize_stream(source, plan, cfg, calib, act_bits, store, device=device, bar=bar, on_unit=on_unit)
+    res = quantize_stream(source, specs, cfg, calib, act_bits, store, device=device, bar=bar, on_unit=on_unit)
     return res.etched, res
 
 
-def quantize_weights(source: WeightSource, plan: dict[str, QuantSpec], cfg: QuantCfg, calib: Calibration | None,
-                     act_bits: int) -> dict[str, QTensor]:
-    """Every planned tensor's etched codes, whole (models that fit in memory: references, tests)."""
-    with tempfile.TemporaryDirectory(prefix="taalas-quant-") as tmp:
-        etched, _ = etched_codes(source, plan, cfg, calib, act_bits, stream_store() or Path(tmp), device=cfg.device)
-        return {name: etched.tensor(name) for name in plan}
-
-
-def quantize_in_memory(source: WeightSource, plan: dict[str, QuantSpec], cfg: QuantCfg, calib: Calibration,
+def quantize_in_memory(source: WeightSource, specs: dict[str, QuantSpec], cfg: QuantCfg, calib: Calibration,
                        act_bits: int) -> dict[str, QTensor]:
     """The former whole-model path (GPTQ over the model in memory, then end-to-end tuning), kept to
     check the streamed quantizer against (tests/quant/test_stream_quant.py) and for benchmarks."""
-    qw = gptq_model(source, plan, calib, act_bits, damp=cfg.damp, act_order=cfg.act_order, clip_search=cfg.clip_search,
+    qw = gptq_model(source, specs, calib, act_bits, damp=cfg.damp, act_order=cfg.act_order, clip_search=cfg.clip_search,
                     correct=cfg.correct, make_qlinear=lambda q: QLinear(q, act_bits),
                     act_quant=lambda x, group: quantize_activation(x, group, act_bits))
     return tune_end_to_end(source, qw, calib.tokens, act_bits, steps=cfg.tune_steps, lr=cfg.tune_lr, batch=cfg.tune_batch,

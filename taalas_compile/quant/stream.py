@@ -79,25 +79,25 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def unit_params(source: WeightSource, plan: dict[str, QuantSpec]) -> list[tuple[str, list[str]]]:
+def unit_params(source: WeightSource, specs: dict[str, QuantSpec]) -> list[tuple[str, list[str]]]:
     """The stream's units in order, each with the planned tensors it quantizes."""
     a = source.args
     units = [("embed", [EMBED])]
     units += [(f"layers.{i}", [f"model.layers.{i}.{m}.weight" for m in LINEARS]) for i in range(a.n_layers)]
-    if not a.tie_embeddings and HEAD in plan:
+    if not a.tie_embeddings and HEAD in specs:
         units.append(("head", [HEAD]))
     return units
 
 
-def unit_keys(source: WeightSource, plan: dict[str, QuantSpec], cfg: QuantCfg, calib: Calibration, act_bits: int,
+def unit_keys(source: WeightSource, specs: dict[str, QuantSpec], cfg: QuantCfg, calib: Calibration, act_bits: int,
               device: torch.device) -> list[str]:
     """Content keys of the units: the weights, calibration tokens, quant settings, compiler code and
     device, then per unit its name and bit specs chained to the key before it."""
     prev = cache_key("stream", {"weights": weights_id(source), "calib": calib.tokens, "act_bits": act_bits, "device": device.type,
                                 "cfg": cfg.model_dump(mode="json", exclude={"calib", "device", *TUNE_FIELDS})})
     keys = []
-    for unit, names in unit_params(source, plan):
-        prev = _h(prev, unit, {n: [plan[n].bits, plan[n].group] for n in names})
+    for unit, names in unit_params(source, specs):
+        prev = _h(prev, unit, {n: [specs[n].bits, specs[n].group] for n in names})
         keys.append(prev)
     return keys
 
@@ -124,15 +124,15 @@ def _quality_path(store: Path, key: str) -> Path:
 
 
 @torch.no_grad()
-def quantize_stream(source: WeightSource, plan: dict[str, QuantSpec], cfg: QuantCfg, calib: Calibration, act_bits: int, store: Path, *,
+def quantize_stream(source: WeightSource, specs: dict[str, QuantSpec], cfg: QuantCfg, calib: Calibration, act_bits: int, store: Path, *,
                     device: str = "auto", bar: Callable | None = None, on_unit: Callable[[str], None] = lambda unit: None) -> StreamResult:
     """Every planned tensor quantized with calibration data, streamed unit by unit into `store`
     (unit files reused when present). `bar(name, total, unit)` gives a progress callback (one step
     per unit); `on_unit(unit)` runs after each unit's file is written (tests interrupt there)."""
     dev = resolve_device(device)
     store.mkdir(parents=True, exist_ok=True)
-    units = unit_params(source, plan)
-    keys = unit_keys(source, plan, cfg, calib, act_bits, dev)
+    units = unit_params(source, specs)
+    keys = unit_keys(source, specs, cfg, calib, act_bits, dev)
     files = {n: str(unit_path(store, k)) for (_, names), k in zip(units, keys) for n in names}
     advance = bar("quantize (streamed)", len(units), "units") if bar else (lambda n: None)
     seconds: dict[str, float] = {}
@@ -141,11 +141,11 @@ def quantize_stream(source: WeightSource, plan: dict[str, QuantSpec], cfg: Quant
         advance(len(units))
         quality = json.loads(qpath.read_text())
     else:
-        quality = _run(source, plan, cfg, calib, act_bits, store, dev, units, keys, advance, seconds, on_unit)
+        quality = _run(source, specs, cfg, calib, act_bits, store, dev, units, keys, advance, seconds, on_unit)
         qpath.write_text(json.dumps(quality, sort_keys=True))
-    etched = Etched(source, dict(plan), cfg.clip_search, files)
+    etched = Etched(source, dict(specs), cfg.clip_search, files)
     if cfg.tune_steps > 0:
-        etched, quality = _tuned(source, plan, cfg, calib, act_bits, store, dev, etched, keys[-1], seconds)
+        etched, quality = _tuned(source, specs, cfg, calib, act_bits, store, dev, etched, keys[-1], seconds)
     records = [{"unit": u, "key": k, "sha256": _sha256(unit_path(store, k)), "report": unit_meta(unit_path(store, k))["report"]}
                for (u, _), k in zip(units, keys)]
     return StreamResult(etched, records, {"on": "calibration windows", **quality,
@@ -158,7 +158,7 @@ def _sha256(path: Path) -> str:
     return sha256_file(path)
 
 
-def _run(source, plan, cfg, calib, act_bits, store, dev, units, keys, advance, seconds, on_unit) -> dict:
+def _run(source, specs, cfg, calib, act_bits, store, dev, units, keys, advance, seconds, on_unit) -> dict:
     """The stream from the last saved state on: units with a file are replayed (forward only),
     the others computed and written."""
     start = 0
@@ -175,7 +175,7 @@ def _run(source, plan, cfg, calib, act_bits, store, dev, units, keys, advance, s
         t0 = time.perf_counter()
         have = path.is_file()
         if unit == "embed":
-            emb = None if have else quantize_embedding(source, EMBED, plan[EMBED], cfg.clip_search)
+            emb = None if have else quantize_embedding(source, EMBED, specs[EMBED], cfg.clip_search)
             rows = (lambda r0, r1, path=path: read_rows(path, EMBED, r0, r1)) if have else (lambda r0, r1, emb=emb: _band(emb, r0, r1))
             hf, hq = embed_streams(source, EMBED, rows, calib.tokens, dev)
             if not have:
@@ -184,8 +184,8 @@ def _run(source, plan, cfg, calib, act_bits, store, dev, units, keys, advance, s
         elif unit == "head":
             if not have:
                 x = _final_norm(source, hq)
-                h = head_hessian(x, plan[HEAD].group, act_bits)
-                qh = _gptq_head(source, h, plan[HEAD], cfg)
+                h = head_hessian(x, specs[HEAD].group, act_bits)
+                qh = _gptq_head(source, h, specs[HEAD], cfg)
                 write_unit(store, unit, key, {HEAD: qh}, {})
         else:
             layer = Layer(source, int(unit.split(".")[1]), dev)
@@ -195,7 +195,7 @@ def _run(source, plan, cfg, calib, act_bits, store, dev, units, keys, advance, s
                     layer.set_codes(m, codes[n], act_bits)
                 hf, hq = layer.forward(hf, quant=False), layer.forward(hq, quant=True)
             else:
-                qw, hq, hf = quantize_layer(layer, hq, hf, plan, act_bits, damp=cfg.damp, act_order=cfg.act_order,
+                qw, hq, hf = quantize_layer(layer, hq, hf, specs, act_bits, damp=cfg.damp, act_order=cfg.act_order,
                                             clip_search=cfg.clip_search, correct=cfg.correct)
                 write_unit(store, unit, key, {n: qw[n] for n in names}, {"stream_rel_err": _rel_err(hq, hf)})
             del layer
@@ -205,7 +205,7 @@ def _run(source, plan, cfg, calib, act_bits, store, dev, units, keys, advance, s
         release_pages(source)  # the unit's weights read from the memory map leave resident memory
         advance(1)
         on_unit(unit)
-    return _quality(source, plan, act_bits, store, keys, units, hf, hq, calib)
+    return _quality(source, specs, act_bits, store, keys, units, hf, hq, calib)
 
 
 def _band(q: QTensor, r0: int, r1: int) -> QTensor:
@@ -236,7 +236,7 @@ def _gptq_head(source: WeightSource, h: torch.Tensor, spec: QuantSpec, cfg: Quan
     return QTensor(np.concatenate([p.codes for p in parts]), np.concatenate([p.scales for p in parts]), spec.bits, spec.group)
 
 
-def _quality(source, plan, act_bits, store, keys, units, hf, hq, calib) -> dict:
+def _quality(source, specs, act_bits, store, keys, units, hf, hq, calib) -> dict:
     head = EMBED if source.args.tie_embeddings else HEAD
     path = unit_path(store, keys[_unit_of(units, head)])
     xf, xq = _final_norm(source, hf), _final_norm(source, hq)
@@ -248,18 +248,18 @@ def _unit_of(units, name: str) -> int:
     return next(i for i, (_, names) in enumerate(units) if name in names)
 
 
-def _tuned(source, plan, cfg, calib, act_bits, store, dev, etched: Etched, last_key: str, seconds) -> tuple[Etched, dict]:
+def _tuned(source, specs, cfg, calib, act_bits, store, dev, etched: Etched, last_key: str, seconds) -> tuple[Etched, dict]:
     """End-to-end tuning of the streamed codes (the whole model in memory: small models only);
     its results are unit files too, keyed by the last unit's key and the tuning settings."""
     from taalas_compile.quant.tune import tune_end_to_end
 
-    units = unit_params(source, plan)
+    units = unit_params(source, specs)
     tcfg = cfg.model_dump(mode="json", include=TUNE_FIELDS)
     keys = [_h("tuned", last_key, tcfg, u) for u, _ in units]
     qpath = _quality_path(store, keys[-1])
     if not (all(unit_path(store, k).is_file() for k in keys) and qpath.is_file()):
         t0 = time.perf_counter()
-        qw = {n: etched.tensor(n) for n in plan}
+        qw = {n: etched.tensor(n) for n in specs}
         with torch.enable_grad():  # quantize_stream runs under no_grad; the tuning needs gradients
             tuned = tune_end_to_end(source, qw, calib.tokens, act_bits, steps=cfg.tune_steps, lr=cfg.tune_lr,
                                     batch=cfg.tune_batch, codes_lr=cfg.tune_codes_lr)
@@ -267,10 +267,10 @@ def _tuned(source, plan, cfg, calib, act_bits, store, dev, etched: Etched, last_
             write_unit(store, u, k, {n: tuned[n] for n in names}, {"tuned": True})
         seconds["tune end to end"] = time.perf_counter() - t0
         files = {n: str(unit_path(store, k)) for (_, names), k in zip(units, keys) for n in names}
-        quality = replay_quality(source, Etched(source, dict(plan), cfg.clip_search, files), calib, act_bits, dev)
+        quality = replay_quality(source, Etched(source, dict(specs), cfg.clip_search, files), calib, act_bits, dev)
         qpath.write_text(json.dumps(quality, sort_keys=True))
     files = {n: str(unit_path(store, k)) for (_, names), k in zip(units, keys) for n in names}
-    return Etched(source, dict(plan), cfg.clip_search, files), json.loads(qpath.read_text())
+    return Etched(source, dict(specs), cfg.clip_search, files), json.loads(qpath.read_text())
 
 
 @torch.no_grad()

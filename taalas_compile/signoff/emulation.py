@@ -29,19 +29,17 @@ import numpy as np
 import torch
 
 from taalas_compile.backend.blocks import worker_init
+from taalas_compile.chip_dir import inputs_of_chip
 from taalas_compile.config.die import Die
+from taalas_compile.die.program import Argmax
 from taalas_compile.emulator.chip import from_extraction
 from taalas_compile.emulator.run import Emulator
 from taalas_compile.emulator.stream import BlockRun, StreamEmulator, nonfinite
 from taalas_compile.emulator.tiles import EmulationError
 from taalas_compile.errors import UserError
-from taalas_compile.mapper.ir import Placement, Role
+from taalas_compile.mapper.ir import Placement
 from taalas_compile.model.generate import greedy
-from taalas_compile.reference import (
-    build_references,
-    inputs_of_chip,
-    streamed_reference,
-)
+from taalas_compile.reference import build_references, streamed_reference
 from taalas_compile.signoff.findings import Findings, Violation
 
 # int8 activations make the arithmetic discontinuous: emulator and reference agree bit for bit
@@ -122,8 +120,8 @@ class StreamingEmulation:
     A block waits for the reference's hidden state that enters it."""
 
     def __init__(self, out: Path, man: dict, pl: Placement, die: Die, tokens: int):
-        argmax = next((t for t in pl.tiles if t.role is Role.ARGMAX), None)
-        vocab = argmax.words[3] if argmax else 1
+        argmax = next((t.program for t in pl.tiles if isinstance(t.program, Argmax)), None)
+        vocab = argmax.n if argmax else 1
         self.seq = sequence(man.get("bos_id", 1), vocab, tokens)
         self.emu = StreamEmulator(pl, die, self.seq)
         self.runs: list[BlockRun] = []

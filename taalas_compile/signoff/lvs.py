@@ -8,8 +8,9 @@ import numpy as np
 from taalas_compile.backend.blocks import rom_sha256
 from taalas_compile.config.die import KIND_OF_LETTER, Die
 from taalas_compile.die.geometry import Geometry
+from taalas_compile.die.program import MAC_PROGRAMS
 from taalas_compile.die.rom_format import NO_CELL, group_layout
-from taalas_compile.mapper.ir import Placement, Role, Tile
+from taalas_compile.mapper.ir import Placement, Tile
 from taalas_compile.signoff.extract import PAD_ONLY, Extracted, Piece
 from taalas_compile.signoff.findings import Findings, Violation
 
@@ -25,8 +26,8 @@ def describe_cell(t: Tile, i: int, j: int) -> str:
     """What a ROM cell holds, in model terms."""
     if i == 0:
         return f"header word {j // 11}"
-    if t.role in (Role.MATVEC, Role.LOOKUP) and t.slice is not None:
-        code_pos, scale_pos, _ = group_layout(t.words[4], t.group, t.bits)
+    if isinstance(t.program, MAC_PROGRAMS) and t.slice is not None:
+        code_pos, scale_pos, _ = group_layout(t.program.n_cols, t.group, t.bits)
         r = t.slice.r0 + i - 1
         hit = np.flatnonzero((code_pos == j).any(axis=1))
         if hit.size:

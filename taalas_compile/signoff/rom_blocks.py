@@ -1,7 +1,7 @@
 """ROM tiles of an OASIS mask file checked block by block, in worker processes: the streaming
 sign-off of `rom_cells.py` spread over cores, with the same findings for any number of jobs.
 
-    blocks, plan = check_rom_blocks(out, doc, path, pl, die, jobs=2)
+    blocks, reading = check_rom_blocks(out, doc, path, pl, die, jobs=2)
     for b in blocks:          # file order; at most `jobs` blocks are read ahead of this loop
         b.violations, b.images  # what check_rom_cells adds for the block's cells; its tiles' digits
 
@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from taalas_compile.backend.masks import cell_name
 from taalas_compile.backend.netlist import read_block_roms
 from taalas_compile.backend.volume import (
     available_memory,
@@ -35,6 +34,7 @@ from taalas_compile.backend.volume import (
     usable_cores,
 )
 from taalas_compile.config.die import Die
+from taalas_compile.die.cell_names import cell_name
 from taalas_compile.executor import ExecutorCfg, die_with_parent
 from taalas_compile.mapper.ir import Placement
 from taalas_compile.signoff.cell_index import scan_cells
@@ -75,7 +75,7 @@ class Segment:
 
 
 @dataclass(frozen=True)
-class ReadPlan:
+class BlockReading:
     parallel: bool  # cells read by byte range (False: the file could not be indexed, read serially)
     segments: int
     blocks: int  # segments checked in workers
@@ -178,7 +178,7 @@ def default_jobs(pl: Placement, cores: int | None = None, avail: int | None = No
     return max(1, min(cores, avail // 2 // per_reader))
 
 
-def check_rom_blocks(out: Path, doc: dict, path: Path, pl: Placement, die: Die, jobs: int) -> tuple[Iterator[BlockCheck], ReadPlan]:
+def check_rom_blocks(out: Path, doc: dict, path: Path, pl: Placement, die: Die, jobs: int) -> tuple[Iterator[BlockCheck], BlockReading]:
     """The ROM checks of the whole file, one `BlockCheck` per segment in file order (see the module
     docstring). `jobs` worker processes (1: this process); the CRC of the file is checked first."""
     ExecutorCfg(jobs=jobs)  # --jobs must be at least 1
@@ -187,11 +187,11 @@ def check_rom_blocks(out: Path, doc: dict, path: Path, pl: Placement, die: Die, 
     ctx = _Context(Path(out), {"roms": doc["roms"], "tiles": doc["tiles"]}, path, pl, die)
     index = scan_cells(path)
     if index is None:
-        return _then_missing(ctx, _serial(ctx)), ReadPlan(False, 0, 0, 1)
+        return _then_missing(ctx, _serial(ctx)), BlockReading(False, 0, 0, 1)
     segs = segments_of([(c.name, c.start, c.end) for c in index], pl)
     n_blocks = sum(1 for s in segs if s.block)
     jobs = max(1, min(jobs, n_blocks))
-    return _then_missing(ctx, _parallel(ctx, segs, jobs)), ReadPlan(True, len(segs), n_blocks, jobs)
+    return _then_missing(ctx, _parallel(ctx, segs, jobs)), BlockReading(True, len(segs), n_blocks, jobs)
 
 
 def check_segments(out: Path, doc: dict, path: Path, pl: Placement, die: Die, segs: list[Segment], jobs: int) -> Iterator[BlockCheck]:

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from taalas_compile.backend.masks import cell_name
-from taalas_compile.backend.rom_layout import digit_offsets
 from taalas_compile.config.die import Die
+from taalas_compile.die.cell_names import ROMCELL, SEL, cell_name
 from taalas_compile.die.geometry import OUTPUT_SITE, Geometry
 from taalas_compile.die.rom_format import NO_CELL
 from taalas_compile.mapper.ir import Placement
@@ -51,10 +50,10 @@ def tile_image(cell: OasisCell, shape: tuple[int, int], geo: Geometry, f: Findin
     rows, cols = shape
     for key in cell.rects:
         f.add(Violation("drc.rom_shape", f"{len(cell.rects[key])} loose shape(s) on layer {key[0]}/{key[1]} in a ROM tile", ox, oy, where))
-    for name in set(cell.placements) - {"ROMCELL", "SEL"}:
+    for name in set(cell.placements) - {ROMCELL, SEL}:
         f.add(Violation("drc.rom_shape", f"placement of {name} in a ROM tile", ox, oy, where))
     img = np.full(shape, NO_CELL, np.uint8)
-    pads = cell.placements.get("ROMCELL", np.zeros((0, 2), np.int64))
+    pads = cell.placements.get(ROMCELL, np.zeros((0, 2), np.int64))
     j, rx = np.divmod(pads[:, 0], p)
     i, ry = np.divmod(pads[:, 1], p)
     ok = (rx == 0) & (ry == 0) & (i >= 0) & (i < rows) & (j >= 0) & (j < cols)
@@ -64,10 +63,10 @@ def tile_image(cell: OasisCell, shape: tuple[int, int], geo: Geometry, f: Findin
     np.add.at(pad, (i[ok], j[ok]), 1)
     for ci, cj in np.argwhere(pad > 1)[:MAX_REPORTED]:
         f.add(Violation("drc.rom_grid", "two digit cells on one cell", ox + int(cj) * p, oy + int(ci) * p, where))
-    sel = cell.placements.get("SEL", np.zeros((0, 2), np.int64))
+    sel = cell.placements.get(SEL, np.zeros((0, 2), np.int64))
     j, rx = np.divmod(sel[:, 0], p)
     i, ry = np.divmod(sel[:, 1], p)
-    off = digit_offsets(geo)
+    off = geo.digit_offsets()
     code = np.full(len(sel), -1, np.int64)  # digit of each via's site, -1 off every digit site
     for d, (dx, dy) in enumerate(off):
         code[(rx == dx) & (ry == dy)] = d
@@ -97,9 +96,9 @@ def clean_tile_image(cell: OasisCell, shape: tuple[int, int], geo: Geometry) -> 
     image; a SEL record's row, digit site and first column are decoded once, its vias' cells are
     one cumulative sum of the spacings over all records, as flat indices."""
     p, (rows, cols) = geo.die.cell.pitch, shape
-    if set(cell.elements) - {("p", "ROMCELL"), ("p", "SEL")}:
+    if set(cell.elements) - {("p", ROMCELL), ("p", SEL)}:
         return None
-    pads, sel = cell.elements.get(("p", "ROMCELL")), cell.elements.get(("p", "SEL"))
+    pads, sel = cell.elements.get(("p", ROMCELL)), cell.elements.get(("p", SEL))
     pad = np.zeros(shape, np.uint8 if pads is None or len(pads.listed) < 255 else np.int32)
     if pads is not None:
         if pads.origins:
@@ -125,7 +124,7 @@ def clean_tile_image(cell: OasisCell, shape: tuple[int, int], geo: Geometry) -> 
     j, rx = np.divmod(xy[:, 0], p)
     i, ry = np.divmod(xy[:, 1], p)
     code = np.full(len(xy), -1, np.int64)
-    for d, (dx, dy) in enumerate(digit_offsets(geo)):
+    for d, (dx, dy) in enumerate(geo.digit_offsets()):
         code[(rx == dx) & (ry == dy)] = d
     order = np.argsort(code, kind="stable")  # records by digit: one slice of vias per digit below
     runs = [np.zeros(1, np.uint8)] * len(sel.listed) + sel.steps
@@ -182,8 +181,8 @@ class RomChecker:
             compare_tile(t.name, got, want, geo, f, origin)
             self.on_tile(t.name, got)
             res.tiles += 1
-            res.vias += cell.count("p", "SEL")
-            res.cells += cell.count("p", "ROMCELL")
+            res.vias += cell.count("p", SEL)
+            res.cells += cell.count("p", ROMCELL)
             res.seen.add(cell.name)
         elif cell.name in self.blocks:
             for name, pos in cell.placements.items():
@@ -192,7 +191,7 @@ class RomChecker:
                     where = pos[0] if len(pos) else (0, 0)
                     f.add(Violation("lvs.tile_place", f"{cell.name} places {name} {len(pos)} time(s), not once at its site's ROM origin",
                                     int(where[0]), int(where[1]), name))
-        elif cell.name in ("ROMCELL", "SEL"):
+        elif cell.name in (ROMCELL, SEL):
             _check_die_cell(cell, geo, f)
         else:
             res.other.append(cell)
@@ -220,7 +219,7 @@ def _check_die_cell(cell: OasisCell, geo: Geometry, f: Findings) -> None:
     """ROMCELL and SEL must be exactly the die's digit-cell pad + output via and one select via."""
     die, h = geo.die, geo.die.rules.via_size // 2
     via, metal = (die.layers.via.layer, die.layers.via.datatype), (die.layers.metal.layer, die.layers.metal.datatype)
-    if cell.name == "ROMCELL":
+    if cell.name == ROMCELL:
         cx, cy = geo.site_center(OUTPUT_SITE)
         want = {metal: [list(geo.pad)], via: [[cx - h, cy - h, cx + h, cy + h]]}
     else:

@@ -15,12 +15,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from taalas_compile.backend.netlist import read_netlist
+from taalas_compile.chip_dir import check_tokens, chip_die, read_manifest
+from taalas_compile.config.die import Die
 from taalas_compile.executor import ExecutorCfg
 from taalas_compile.mapper.ir import Placement
-from taalas_compile.reference import check_tokens, chip_die, read_manifest
 from taalas_compile.signoff.drc import check_drc
 from taalas_compile.signoff.emulation import StreamingEmulation, emulation_check
 from taalas_compile.signoff.extract import extract, read_layout
@@ -35,6 +37,36 @@ from taalas_compile.timing import step_timer
 KLAYOUT_MAX_DIGITS = 50_000_000  # above this, OASIS chips are signed off cell by cell (rom_cells.py)
 
 
+@dataclass
+class SignoffRun:
+    """One sign-off in progress: the chip directory as read back, the die, and where the findings
+    and step times go. Both paths (`verify_whole`, `verify_streaming`) take one."""
+
+    out: Path
+    man: dict  # manifest.json, checked (chip_dir.read_manifest)
+    pl: Placement  # the netlist's placement
+    doc: dict  # netlist.json
+    die: Die
+    tokens: int  # emulated tokens (teacher-forced)
+    step: Callable[[str], None]
+    jobs: int | None  # processes reading ROM tiles (streaming path)
+    t0: float = field(default_factory=time.perf_counter)
+    f: Findings = field(default_factory=Findings)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def masks(self) -> Path:
+        return self.out / self.doc["masks"]
+
+    def timed(self, name: str, fn: Callable, *args):
+        """fn(*args), announced as step `name` and timed into `seconds`."""
+        return step_timer(self.seconds, self.step)(name, fn, *args)
+
+    def structural(self) -> int:
+        """Findings that make emulating pointless: output hashes, layout, LVS, netlist."""
+        return sum(self.f.count(k) for k in ("layout", "lvs", "netlist", "manifest"))
+
+
 def verify(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: None, jobs: int | None = 1) -> dict:
     """Sign off the chip in `out`. `jobs`: processes reading the ROM tiles of a chip signed off cell by
     cell (None: `rom_blocks.default_jobs`, by cores and memory); the findings do not depend on it."""
@@ -43,55 +75,54 @@ def verify(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: N
     man = read_manifest(out)
     check_tokens(man, tokens)  # before minutes of reading and emulation
     pl, _, doc = read_netlist(out, roms=False)
+    run = SignoffRun(out, man, pl, doc, chip_die(out, man), tokens, step, jobs, t0)
     if doc["masks"].endswith(".oas") and man["figures"]["fit"]["digits_total"] > KLAYOUT_MAX_DIGITS:
-        return verify_streaming(out, man, pl, doc, tokens, step, t0, jobs)
-    pl, roms, doc = read_netlist(out)
-    die = chip_die(out, man)
-    f = Findings()
-    seconds: dict[str, float] = {}
-    timed = step_timer(seconds, step)
+        return verify_streaming(run)
+    return verify_whole(run)
 
-    timed("outputs vs manifest", check_outputs, out, man, f)
-    timed("netlist", check_netlist_roms, pl, roms, doc, f)
-    lay = timed("read masks", read_layout, out / doc["masks"], die, f)
-    timed("drc", check_drc, lay.metal, lay.vias, die, f)
-    ex = timed("extract", extract, lay, die, f, {t.site: t.name for t in pl.tiles})
-    timed("lvs", lambda: (compare_roms(pl, roms, ex, die, f), compare_nets(pl, ex, die, f)))
-    structural = f.count("layout") + f.count("lvs") + f.count("netlist") + f.count("manifest")
-    emu = {"ran": False, "skipped": "output-hash, layout or LVS errors"} if structural else timed("emulate", emulation_check, out, man, pl, ex, die, tokens, f)
+
+def verify_whole(run: SignoffRun) -> dict:
+    """Sign-off of a chip a KLayout layout database holds: masks read whole, DRC, extraction, LVS
+    against the netlist's ROM images, emulation of the extracted chip."""
+    pl, roms, doc = read_netlist(run.out)
+    run.timed("outputs vs manifest", check_outputs, run.out, run.man, run.f)
+    run.timed("netlist", check_netlist_roms, pl, roms, doc, run.f)
+    lay = run.timed("read masks", read_layout, run.masks, run.die, run.f)
+    run.timed("drc", check_drc, lay.metal, lay.vias, run.die, run.f)
+    ex = run.timed("extract", extract, lay, run.die, run.f, {t.site: t.name for t in pl.tiles})
+    run.timed("lvs", lambda: (compare_roms(pl, roms, ex, run.die, run.f), compare_nets(pl, ex, run.die, run.f)))
+    emu = ({"ran": False, "skipped": "output-hash, layout or LVS errors"} if run.structural()
+           else run.timed("emulate", emulation_check, run.out, run.man, pl, ex, run.die, run.tokens, run.f))
     extracted = {"sites_with_cells": len(ex.roms), "nets": len(ex.nets),
                  "vias": int(lay.flat_vias.count()), "metal_shapes": int(lay.flat_metal.count())}
     top = lay.layout.top_cells()[0].name if lay.layout.top_cells() else "TOP"
-    return finish(out, doc, f, emu, extracted, seconds, t0, top)
+    return finish(run, emu, extracted, top)
 
 
-def verify_streaming(out: Path, man: dict, pl: Placement, doc: dict, tokens: int, step: Callable[[str], None], t0: float,
-                     jobs: int | None = 1) -> dict:
+def verify_streaming(run: SignoffRun) -> dict:
     """Sign-off of a chip too large for a layout database: the OASIS masks are read one cell at a
     time; ROM tiles are checked against the netlist block by block in `jobs` worker processes
     (`rom_blocks.py`) and each block's extracted digits go through the emulator as it is read
     (`emulation.StreamingEmulation`); the routing and top cell go through KLayout DRC and net
-    extraction as on a small chip. `pl`, `doc`: the netlist, read without its ROM images."""
-    die = chip_die(out, man)
-    f = Findings()
-    seconds: dict[str, float] = {}
-    timed = step_timer(seconds, step)
-    path = out / doc["masks"]
-    jobs = jobs if jobs is not None else default_jobs(pl)
-    bar = getattr(step, "bar", None)
-    total = sum(r.get("bytes", 0) for r in man.get("outputs", {}).values() if isinstance(r, dict))
-    timed("outputs vs manifest", check_outputs, out, man, f, bar("hash outputs", total, "B") if bar else (lambda n: None))
-    step(f"note: ROM tiles read {'in this process' if jobs == 1 else f'by {jobs} worker processes'} (--jobs)")
-    emulation = StreamingEmulation(out, man, pl, die, tokens)
+    extraction as on a small chip. `run.pl`, `run.doc`: the netlist, read without its ROM images."""
+    if run.jobs is None:
+        run.jobs = default_jobs(run.pl)
+    bar = getattr(run.step, "bar", None)
+    total = sum(r.get("bytes", 0) for r in run.man.get("outputs", {}).values() if isinstance(r, dict))
+    run.timed("outputs vs manifest", check_outputs, run.out, run.man, run.f, bar("hash outputs", total, "B") if bar else (lambda n: None))
+    run.step(f"note: ROM tiles read {'in this process' if run.jobs == 1 else f'by {run.jobs} worker processes'} (--jobs)")
+    emulation = StreamingEmulation(run.out, run.man, run.pl, run.die, run.tokens)
     try:
-        return _verify_streaming(out, man, pl, doc, die, path, emulation, f, seconds, timed, step, t0, jobs)
+        return _verify_streaming(run, emulation)
     finally:
         emulation.close()
 
 
-def _verify_streaming(out, man, pl, doc, die, path, emulation, f, seconds, timed, step, t0, jobs) -> dict:
-    bar = getattr(step, "bar", None)
-    advance = bar("ROM tiles", sum(t["rom_region"]["rows"] * t["rom_region"]["cols"] for t in doc["tiles"]), "cells") if bar else (lambda n: None)
+def _verify_streaming(run: SignoffRun, emulation: StreamingEmulation) -> dict:
+    bar = getattr(run.step, "bar", None)
+    cells = sum(t["rom_region"]["rows"] * t["rom_region"]["cols"] for t in run.doc["tiles"])
+    advance = bar("ROM tiles", cells, "cells") if bar else (lambda n: None)
+    die, f = run.die, run.f
 
     def on_block(b) -> None:  # a layer block's extracted digits, while the workers read the next ones
         if b.images:
@@ -99,10 +130,10 @@ def _verify_streaming(out, man, pl, doc, die, path, emulation, f, seconds, timed
             advance(sum(d.size for d in b.images.values()))
 
     def read_and_emulate():
-        blocks, _ = check_rom_blocks(out, doc, path, pl, die, jobs)
+        blocks, _ = check_rom_blocks(run.out, run.doc, run.masks, run.pl, die, run.jobs)
         return collect(blocks, f, on_block)
 
-    rc = timed("read masks, check ROM tiles, emulate block by block", read_and_emulate)
+    rc = run.timed("read masks, check ROM tiles, emulate block by block", read_and_emulate)
     allowed = {(die.layers.via.layer, die.layers.via.datatype), (die.layers.metal.layer, die.layers.metal.datatype)}
     for c in rc.other:
         for key in set(c.rects) - allowed:
@@ -111,18 +142,19 @@ def _verify_streaming(out, man, pl, doc, die, path, emulation, f, seconds, timed
     tops = [c.name for c in rc.other if c.name.startswith("CHIP_")]
     if len(tops) != 1:
         f.add(Violation("layout.top", f"expected one top cell, found {len(tops)}", 0, 0))
-    lay = timed("read routing", layout_of_cells, rc.other, tops[0] if tops else "TOP", path, die)
-    timed("drc", check_drc, lay.metal, lay.vias, die, f)
-    ex = timed("extract", extract, lay, die, f, {t.site: t.name for t in pl.tiles})
-    timed("lvs", compare_nets, pl, ex, die, f)
-    structural = f.count("layout") + f.count("lvs") + f.count("netlist") + f.count("manifest")
-    emu = timed("reference (layer by layer), compare", emulation.result, f, structural > 0)
+    lay = run.timed("read routing", layout_of_cells, rc.other, tops[0] if tops else "TOP", run.masks, die)
+    run.timed("drc", check_drc, lay.metal, lay.vias, die, f)
+    ex = run.timed("extract", extract, lay, die, f, {t.site: t.name for t in run.pl.tiles})
+    run.timed("lvs", compare_nets, run.pl, ex, die, f)
+    emu = run.timed("reference (layer by layer), compare", emulation.result, f, run.structural() > 0)
     extracted = {"sites_with_cells": rc.tiles, "nets": len(ex.nets), "vias": rc.vias + int(lay.flat_vias.count()) + rc.cells,
                  "metal_shapes": rc.cells + int(lay.flat_metal.count())}
-    return finish(out, doc, f, emu, extracted, seconds, t0, tops[0] if tops else "TOP")
+    return finish(run, emu, extracted, tops[0] if tops else "TOP")
 
 
-def finish(out: Path, doc: dict, f: Findings, emu: dict, extracted: dict, seconds: dict, t0: float, top: str) -> dict:
+def finish(run: SignoffRun, emu: dict, extracted: dict, top: str) -> dict:
+    """signoff.json and the marker database from the findings; the result."""
+    f, out = run.f, run.out
     checks = [
         {"name": "outputs", "passed": f.count("manifest") == 0, "violations": f.count("manifest")},
         {"name": "netlist", "passed": f.count("netlist") == 0, "violations": f.count("netlist")},
@@ -132,18 +164,18 @@ def finish(out: Path, doc: dict, f: Findings, emu: dict, extracted: dict, second
         {"name": "emulation", "passed": emu.get("ran", False) and f.count("emulation") == 0, "violations": f.count("emulation")},
     ]
     res = {
-        "format": "taalas-signoff", "version": 1, "dir": str(out), "masks": doc["masks"],
+        "format": "taalas-signoff", "version": 1, "dir": str(out), "masks": run.doc["masks"],
         "passed": all(c["passed"] for c in checks),
         "checks": checks,
         "counts": dict(sorted(f.counts.items())),
         "violations": [v.as_dict() for v in f.items],
         "emulation": emu,
         "extracted": extracted,
-        "seconds": {**seconds, "total": time.perf_counter() - t0},
+        "seconds": {**run.seconds, "total": time.perf_counter() - run.t0},
     }
     res = finite_json(res)  # a NaN compared nothing: it is a finding (emulation.nonfinite) and null in the JSON
     res["reports"] = {k: str(out / "signoff" / k) for k in ("signoff.json", "violations.lyrdb")}
-    write_results(out, res, top, doc["masks"])
+    write_results(out, res, top, run.doc["masks"])
     return res
 
 

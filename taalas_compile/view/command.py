@@ -1,18 +1,26 @@
 """`taalas-compile view DIR`: resolve what to look at, cut it out of the masks, and open it (or say
-how). The CLI only parses options and prints (`cli/app.py`, `cli/show.py`)."""
+how). The CLI only parses options and prints (`cli/app.py`, `cli/show.py`).
+
+A layer block holding more vias than `--max-vias` (every block of the 8B chip: ~680 M vias, about
+13 GiB in KLayout) is written as KLayout can hold it: `view/block-L0.oas`, the block's abstract
+(routing, tile outlines and names, no ROM vias), and one exact view per tile in `view/block-L0/`
+(about 10 M vias, half a GiB, each). A tile or window above the budget is refused."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from taalas_compile.backend.masks import cell_name
 from taalas_compile.backend.netlist import read_netlist
+from taalas_compile.chip_dir import chip_die, read_manifest
+from taalas_compile.config.die import Die
+from taalas_compile.die.cell_names import cell_name
 from taalas_compile.errors import UserError
-from taalas_compile.reference import chip_die, read_manifest
-from taalas_compile.view.cut import View, cut_view
+from taalas_compile.mapper.ir import Placement
+from taalas_compile.view.cut import TooManyVias, View, cut_view
 from taalas_compile.view.mask_cells import MaskCells
 from taalas_compile.view.region import (
     Region,
@@ -37,6 +45,32 @@ class Viewed:
     view: View
     command: list[str]  # the KLayout command line that opens it
     opened: bool  # KLayout was started
+    tiles: tuple[View, ...] = ()  # a block above --max-vias: `view` is its abstract, these its tiles' views
+    tile_command: list[str] | None = None  # the KLayout command line for the first of them
+
+
+@dataclass(frozen=True)
+class ChipMasks:
+    """What cutting views of a chip needs, read once: its placement, netlist, die and mask index."""
+
+    chip: Path
+    pl: Placement
+    doc: dict
+    die: Die
+    mc: MaskCells
+    overview: Path | None
+
+    def cut(self, region: Region, path: Path, max_vias: int | None = None, **kw) -> View:
+        return cut_view(self.mc, region, self.die, self.doc, self.overview, path, max_vias, **kw)
+
+
+def open_masks(chip: Path) -> ChipMasks:
+    man = read_manifest(chip)
+    pl, _, doc = read_netlist(chip, roms=False)
+    die = chip_die(chip, man)
+    mc = MaskCells(chip / doc["masks"], {cell_name("T", t.name) for t in pl.tiles})
+    overview = chip / "chip.overview.oas"
+    return ChipMasks(chip, pl, doc, die, mc, overview if overview.is_file() else None)
 
 
 def region_of(chip: Path, sel: Selection, pl, die) -> Region:
@@ -53,26 +87,52 @@ def region_of(chip: Path, sel: Selection, pl, die) -> Region:
     return marker_region(chip / "signoff" / "violations.lyrdb", sel.marker)
 
 
-def make_view(chip: Path, sel: Selection, max_vias: int | None = None) -> View:
+def make_view(chip: Path, sel: Selection, max_vias: int | None = None, masks: ChipMasks | None = None) -> View:
     """DIR/view/<region>.oas for the selected region (see view/cut.py)."""
-    man = read_manifest(chip)
-    pl, _, doc = read_netlist(chip, roms=False)
-    die = chip_die(chip, man)
-    region = region_of(chip, sel, pl, die)
-    mc = MaskCells(chip / doc["masks"], {cell_name("T", t.name) for t in pl.tiles})
-    overview = chip / "chip.overview.oas"
-    return cut_view(mc, region, die, doc, overview if overview.is_file() else None, chip / "view" / f"{region.label}.oas", max_vias)
+    c = masks or open_masks(chip)
+    region = region_of(chip, sel, c.pl, c.die)
+    return c.cut(region, chip / "view" / f"{region.label}.oas", max_vias)
 
 
-def view_chip(chip: Path, sel: Selection, open_it: bool = False, max_vias: int | None = None) -> Viewed:
-    """Cut the view (refused above `max_vias` vias); with `open_it`, start KLayout on it when it is installed (detached)."""
-    v = make_view(chip, sel, max_vias)
+def make_block_views(chip: Path, block: str, max_vias: int | None = None, masks: ChipMasks | None = None,
+                     on_tile: Callable[[int, int], None] | None = None) -> tuple[View, tuple[View, ...]]:
+    """A layer block as KLayout can hold it: DIR/view/block-B.oas, its abstract (no tile cells),
+    and DIR/view/block-B/tile-NAME.oas, one exact view per tile (each refused above `max_vias`).
+    `on_tile(done, total)` before the first tile and after each."""
+    c = masks or open_masks(chip)
+    region = block_region(c.pl, c.die, block)
+    names = [t.name for t in c.pl.tiles if t.block == block]
+    abstract = c.cut(region, chip / "view" / f"{region.label}.oas", tiles=False,
+                     note=f"{region.label}: tile outlines and routing; each tile's vias in view/{region.label}/tile-NAME.oas")
+    views: list[View] = []
+    if on_tile is not None:
+        on_tile(0, len(names))
+    for name in names:
+        r = tile_region(c.pl, c.die, name)
+        views.append(c.cut(r, chip / "view" / region.label / f"{r.label}.oas", max_vias))
+        if on_tile is not None:
+            on_tile(len(views), len(names))
+    return abstract, tuple(views)
+
+
+def view_chip(chip: Path, sel: Selection, open_it: bool = False, max_vias: int | None = None,
+              on_tile: Callable[[int, int], None] | None = None) -> Viewed:
+    """Cut the view (refused above `max_vias` vias, a layer block then split into its abstract and
+    its tiles' views); with `open_it`, start KLayout on it when it is installed (detached)."""
+    c = open_masks(chip)
+    tiles: tuple[View, ...] = ()
+    try:
+        v = make_view(chip, sel, max_vias, c)
+    except TooManyVias:
+        if sel.block is None:
+            raise
+        v, tiles = make_block_views(chip, sel.block, max_vias, c, on_tile)
     cmd = session_command(chip, v.path)
     opened = False
     if open_it and shutil.which("klayout"):
         subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         opened = True
-    return Viewed(v, cmd, opened)
+    return Viewed(v, cmd, opened, tiles, session_command(chip, tiles[0].path) if tiles else None)
 
 
-__all__ = ["Selection", "Viewed", "make_view", "shell", "view_chip"]
+__all__ = ["ChipMasks", "Selection", "Viewed", "make_block_views", "make_view", "open_masks", "shell", "view_chip"]

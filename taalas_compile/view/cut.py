@@ -9,6 +9,9 @@ overview's reference shapes (OV_CONTEXT) as context.
       OV_CONTEXT     copied from chip.overview.oas
       VIEW_REF       the region's outline and, for a marker, its box and message (reference layers)
 
+A block abstract (`tiles=False`: a layer block too large for one layout) leaves the tile cells out:
+the routing in the region, the overview's outlines and names, and a note where the tiles' views are.
+
 So the vias of a view are exactly the mask's vias in the region (tests/view/test_cut.py compares
 them with the sign-off's reader). GDSII masks and OASIS masks without a cell index are read whole
 and every tile goes through VIEW_CLIP.
@@ -26,6 +29,7 @@ from taalas_compile.backend import oasis_stream as oas
 from taalas_compile.backend.layout_ir import CellSpec, Label, Rect, Ref
 from taalas_compile.backend.mask_file import MaskFile
 from taalas_compile.config.die import Die
+from taalas_compile.die.cell_names import ROMCELL, SEL
 from taalas_compile.errors import UserError
 from taalas_compile.files import write_atomic
 from taalas_compile.signoff.cell_index import scan_cells
@@ -35,9 +39,17 @@ from taalas_compile.view.oasis_shapes import rectangles
 from taalas_compile.view.overview import CONTEXT
 from taalas_compile.view.region import Region, clip, contains, covers, touches
 
-DIE_CELLS = ("ROMCELL", "SEL")
+DIE_CELLS = (ROMCELL, SEL)
 KLAYOUT_BYTES_PER_VIA = 21  # measured: the 8B chip's block L0 view, 677.5 M vias, 13.1 GiB in klayout.db (docs/performance.md)
 Shapes = dict[tuple[int, int], np.ndarray]  # (layer, datatype) -> int64 [n, 4] boxes, nm
+
+
+class TooManyVias(UserError):
+    """A region holding more vias than KLayout can open within the budget (`--max-vias`)."""
+
+    def __init__(self, message: str, vias: int):
+        super().__init__(message)
+        self.vias = vias
 
 
 @dataclass(frozen=True)
@@ -83,14 +95,15 @@ def via_count(mc: MaskCells, name: str, via: tuple[int, int], memo: dict[str, in
 
 
 def cut_view(mc: MaskCells, region: Region, die: Die, doc: dict, overview: Path | None, path: Path,
-             max_vias: int | None = None) -> View:
+             max_vias: int | None = None, tiles: bool = True, note: str | None = None) -> View:
     """Write the view of `region` to `path` (see the module docstring); a region holding more than
-    `max_vias` vias is refused before anything is written (a file KLayout cannot open helps nobody)."""
+    `max_vias` vias is refused before anything is written (a file KLayout cannot open helps nobody).
+    `tiles=False`: the block abstract, no tile cells; `note`: a text on the region's outline."""
     t0 = time.perf_counter()
     via = (die.layers.via.layer, die.layers.via.datatype)
     ext = rom_extents(doc, die.cell.pitch)
     whole, cut = [], []
-    for cell, pts in sorted(mc.origins().items()):
+    for cell, pts in sorted(mc.origins().items()) if tiles else ():
         w, h = ext.get(cell, (None, None))
         boxes = [None if w is None else (int(x), int(y), int(x) + w, int(y) + h) for x, y in pts]
         if w is not None and mc.copyable and all(covers(region.boxes, b) for b in boxes):
@@ -116,9 +129,9 @@ def cut_view(mc: MaskCells, region: Region, die: Die, doc: dict, overview: Path 
     counts: dict[str, int] = {}
     n_vias += sum(via_count(mc, cell, via, counts) * len(pts) for cell, pts in whole)
     if max_vias is not None and n_vias > max_vias:
-        raise UserError(f"view: {region.label} holds {n_vias:,} vias; KLayout needs about {n_vias * KLAYOUT_BYTES_PER_VIA / 2**30:.0f} GiB "
+        raise TooManyVias(f"view: {region.label} holds {n_vias:,} vias; KLayout needs about {n_vias * KLAYOUT_BYTES_PER_VIA / 2**30:.0f} GiB "
                         f"to open them. Look at one of its tiles (--tile NAME) or a window (--window X0,Y0,X1,Y1), "
-                        f"or pass --max-vias {n_vias} to write it anyway")
+                        f"or pass --max-vias {n_vias} to write it anyway", n_vias)
     top = CellSpec(f"VIEW_{region.label}".replace(" ", "_"),
                    refs=tuple(Ref(cell, int(x), int(y)) for cell, pts in whole for x, y in pts.tolist())
                    + (Ref("VIEW_CLIP"), *((Ref(CONTEXT),) if overview is not None else ()), Ref("VIEW_REF")))
@@ -134,7 +147,7 @@ def cut_view(mc: MaskCells, region: Region, die: Die, doc: dict, overview: Path 
             f.add(oas.raw_cell("VIEW_CLIP", b"".join(clip_body)))
             if overview is not None:
                 f.add(_context_bytes(overview))
-            f.add(oas.cell_bytes(reference_cell(region)))
+            f.add(oas.cell_bytes(reference_cell(region, note)))
             f.add(oas.cell_bytes(top))
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -142,10 +155,11 @@ def cut_view(mc: MaskCells, region: Region, die: Die, doc: dict, overview: Path 
     return View(path, region, n_vias, len(whole), len(cut), path.stat().st_size, time.perf_counter() - t0)
 
 
-def reference_cell(region: Region) -> CellSpec:
-    """VIEW_REF: the region's outline; a marker's box and message."""
+def reference_cell(region: Region, note: str | None = None) -> CellSpec:
+    """VIEW_REF: the region's outline (with `note` at its upper left); a marker's box and message."""
     rects = [Rect(L.REGION.layer, L.REGION.datatype, *b) for b in region.boxes]
-    labels = []
+    x0, _, _, y1 = region.bbox
+    labels = [Label(note, x0, y1, L.REGION.layer, L.REGION.datatype)] if note else []
     if region.marker is not None:
         m = region.marker
         rects.append(Rect(L.MARKER.layer, L.MARKER.datatype, *m.box))

@@ -20,11 +20,13 @@ import klayout.db as kdb
 from taalas_compile.backend import oasis_stream as oas
 from taalas_compile.backend.layout_ir import CellSpec, Ref
 from taalas_compile.backend.mask_file import MaskFile
-from taalas_compile.backend.masks import block_order, cell_name, routing_cell
+from taalas_compile.backend.masks import routing_cell
 from taalas_compile.config.die import KIND_OF_LETTER, Die
+from taalas_compile.die.cell_names import cell_name
 from taalas_compile.die.geometry import Geometry
 from taalas_compile.files import write_atomic
 from taalas_compile.mapper.ir import Placement
+from taalas_compile.mapper.legality import block_order
 from taalas_compile.mapper.route import Routing
 from taalas_compile.view import layers as L
 from taalas_compile.view.glyphs import fit_height, text_polygons

@@ -14,6 +14,7 @@ from taalas_compile.config.die import Die
 from taalas_compile.die.geometry import Geometry
 from taalas_compile.errors import UserError
 from taalas_compile.mapper.ir import Placement
+from taalas_compile.mapper.legality import block_order
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 nm
 MARKER_CONTEXT_NM = 2000  # a marker's view reaches this far around it (about ten digit cells)
@@ -79,7 +80,7 @@ def block_region(pl: Placement, die: Die, block: str) -> Region:
     geo = Geometry(die)
     boxes = tuple(geo.tile_box(t.site) for t in pl.tiles if t.block == block)
     if not boxes:
-        blocks = list(dict.fromkeys(t.block for t in pl.tiles))
+        blocks = block_order(pl)
         raise UserError(f"--block {block}: no such layer block; this chip has {', '.join(blocks[:6])}{' ...' if len(blocks) > 6 else ''}")
     return Region(f"block-{block}", boxes)
 

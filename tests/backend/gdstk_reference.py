@@ -8,12 +8,12 @@ import datetime
 import gdstk
 import numpy as np
 
-from taalas_compile.backend.masks import cell_name
 from taalas_compile.backend.rom_layout import (
     row_runs,
     select_via_positions,
     used_widths,
 )
+from taalas_compile.die.cell_names import cell_name
 from taalas_compile.die.geometry import OUTPUT_SITE, Geometry
 
 

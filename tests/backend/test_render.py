@@ -5,8 +5,8 @@ import struct
 import zlib
 
 from taalas_compile.backend.render import render_floorplan
-from taalas_compile.config.die import load_die
 from taalas_compile.die.geometry import Geometry
+from taalas_compile.die.load import load_die
 
 
 def png_size_and_pixels(path):

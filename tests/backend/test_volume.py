@@ -6,7 +6,7 @@ import pytest
 from mapped_models import placement
 
 from taalas_compile.backend import volume
-from taalas_compile.config.die import load_die
+from taalas_compile.die.load import load_die
 from taalas_compile.errors import UserError
 
 

@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from taalas_compile.config.die import load_die
+from taalas_compile.chip_dir import check_tokens, read_manifest
+from taalas_compile.die.load import load_die
 from taalas_compile.errors import UserError
 from taalas_compile.paths import DIES_DIR
-from taalas_compile.reference import check_tokens, read_manifest
 
 
 def cli(*argv, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -196,7 +196,7 @@ def test_generate_refuses_bad_tokens(argv, message):
 
 
 def test_check_tokens_against_the_chips_context(tiny_chip):
-    """reference.check_tokens: what verify and emulate run must fit the KV cache (128 positions)."""
+    """chip_dir.check_tokens: what verify and emulate run must fit the KV cache (128 positions)."""
     man = read_manifest(tiny_chip)
     check_tokens(man, 128)  # BOS + 127: 128 positions
     check_tokens(man, 1)

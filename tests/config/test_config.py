@@ -2,8 +2,8 @@
 
 import pytest
 
-from taalas_compile.config.die import available_dies, load_die
 from taalas_compile.config.recipe import available_recipes, load_recipe
+from taalas_compile.die.load import available_dies, load_die
 from taalas_compile.errors import UserError
 from taalas_compile.paths import DIES_DIR
 

@@ -1,6 +1,6 @@
 """Die geometry: cells, stubs and tracks obey the die's own rules."""
 
-from taalas_compile.config.die import KIND_OF_LETTER, load_die
+from taalas_compile.config.die import KIND_OF_LETTER
 from taalas_compile.die.geometry import (
     DIGIT_OF_SITE,
     OUTPUT_SITE,
@@ -9,6 +9,7 @@ from taalas_compile.die.geometry import (
     Geometry,
     check_rules,
 )
+from taalas_compile.die.load import load_die
 
 
 def test_shipped_dies_are_rule_clean():

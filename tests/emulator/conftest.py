@@ -5,7 +5,7 @@ import re
 import pytest
 
 from taalas_compile.backend.netlist import read_netlist
-from taalas_compile.config.die import load_die
+from taalas_compile.die.load import load_die
 from taalas_compile.emulator.chip import from_netlist
 from taalas_compile.emulator.run import Emulator
 from taalas_compile.paths import RECIPES_DIR

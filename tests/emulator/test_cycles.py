@@ -4,9 +4,9 @@ estimate of `plan` (plan/estimate.py) within a stated margin."""
 import pytest
 
 from taalas_compile.backend.netlist import read_netlist
-from taalas_compile.config.die import load_die
+from taalas_compile.die.load import load_die
+from taalas_compile.die.program import Attention, MatVec
 from taalas_compile.emulator.cycles import CycleModel, tile_cycles
-from taalas_compile.mapper.ir import Role
 from taalas_compile.plan.estimate import performance
 
 # The estimate leaves out what the cycle model counts: each tile's pipeline latency (mac_latency,
@@ -17,14 +17,14 @@ MARGIN = 0.25
 
 def test_tile_cycles_follow_the_die_parameters():
     die = load_die("mini")
-    mv = (int(Role.MATVEC), 3, 32, 128, 224, 0, 0, 0, 0, 0, 0)  # 128 rows x 224 3-bit columns
-    assert tile_cycles(mv, "mac", die, 1) == 128 * 224 // 512 + die.timing.mac_latency
-    mv6 = (int(Role.MATVEC), 6, 32, 128, 96, 0, 0, 0, 0, 0, 0)  # 6-bit: ROM digits, not MACs, may bound it
-    assert tile_cycles(mv6, "mac", die, 1) == max(24, -(-128 * (3 * (32 * 2 + 6)) // die.timing.rom_read_digits)) + 2
-    attn = (int(Role.ATTENTION), 0, 0, 0, 0, 0, 0, 8, 4, 8, 512)
-    long = tile_cycles(attn, "vu", die, 512)
+    mv = MatVec(bits=3, group=32, n_rows=128, n_cols=224, in_off=0, out_off=0)  # 128 rows x 224 3-bit columns
+    assert tile_cycles(mv, die, 1) == 128 * 224 // 512 + die.timing.mac_latency
+    mv6 = MatVec(bits=6, group=32, n_rows=128, n_cols=96, in_off=0, out_off=0)  # 6-bit: ROM digits, not MACs, may bound it
+    assert tile_cycles(mv6, die, 1) == max(24, -(-128 * (3 * (32 * 2 + 6)) // die.timing.rom_read_digits)) + 2
+    attn = Attention(n=0, n_heads=8, n_kv_heads=4, head_dim=8, context=512)
+    long = tile_cycles(attn, die, 512)
     assert long == max(2 * 8 * 8 * 512 // 16, 2 + -(-512 * die.arith.kv_bytes(4, 8) // 64)) + die.timing.vu_latency
-    assert tile_cycles(attn, "vu", die, 1) < long
+    assert tile_cycles(attn, die, 1) < long
 
 
 @pytest.mark.parametrize("chip", ["tiny_chip", "tiny3_chip"])

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from taalas_compile.backend.netlist import read_netlist
-from taalas_compile.config.die import load_die
+from taalas_compile.die.load import load_die
+from taalas_compile.die.program import MatVec
 from taalas_compile.emulator import tiles as T
 from taalas_compile.emulator.chip import ChipImage, from_netlist
 from taalas_compile.emulator.run import Emulator
@@ -19,7 +20,7 @@ def test_integer_matvec_equals_float_dot_of_dequantized_values():
     codes = rng.integers(-4, 4, size=(6, 2, 32)).astype(np.int32)
     codes[:, 1, 20:] = 0  # ragged tail of a 52-wide row
     scales = rng.random((6, 2)).astype(np.float32)
-    p = T.Program("t", T.Role.MATVEC, (1, 3, 32, 6, 52, 0, 0, 0, 0, 0, 0), codes, scales)
+    p = T.Program("t", MatVec(bits=3, group=32, n_rows=6, n_cols=52, in_off=0, out_off=0), codes, scales)
     x = rng.standard_normal(52).astype(np.float32)
     q, sx = T.quantize_groups(x, 32, 8)
     w = (codes * scales[:, :, None]).reshape(6, 64)[:, :52]

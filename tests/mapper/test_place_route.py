@@ -6,16 +6,16 @@ from itertools import pairwise
 import pytest
 from mapped_models import placed
 
-from taalas_compile.config.die import load_die
 from taalas_compile.config.recipe import TargetCfg, load_recipe
 from taalas_compile.die.geometry import Geometry
+from taalas_compile.die.load import load_die
 from taalas_compile.errors import UserError
 from taalas_compile.frontend.lower import lower_args
 from taalas_compile.inputs import args_of
 from taalas_compile.mapper.place import mac_blocks, map_graph
 from taalas_compile.mapper.route import PathFinderCfg, route_nets
+from taalas_compile.quant.bits import assign_bits
 from taalas_compile.quant.codes import QuantSpec
-from taalas_compile.quant.plan import assign_bits
 
 
 def test_blocks_cover_the_matrix_once_on_group_boundaries():
@@ -79,8 +79,8 @@ def test_kv_cache_sized_from_context_and_sequences():
     r = load_recipe("stories260k")
     die = load_die("mini")
     g = lower_args(args_of(r.model.architecture))
-    plan = assign_bits(g, r.quant, die)
-    one = map_graph(g, plan, die, TargetCfg(context=512, sequences=1))
-    two = map_graph(g, plan, die, TargetCfg(context=512, sequences=2))
-    kv = lambda pl: sum(t.words[3] for t in pl.tiles if t.role.name == "KV")
+    specs = assign_bits(g, r.quant, die)
+    one = map_graph(g, specs, die, TargetCfg(context=512, sequences=1))
+    two = map_graph(g, specs, die, TargetCfg(context=512, sequences=2))
+    kv = lambda pl: sum(t.program.n_bytes for t in pl.tiles if t.role.name == "KV")
     assert kv(one) == 5 * 512 * die.arith.kv_bytes(4, 8) == 5 * 512 * 2 * 4 * (8 + 2) and kv(two) == 2 * kv(one)

@@ -6,13 +6,10 @@ import pytest
 from mapped_models import placement
 
 from taalas_compile.mapper.ir import Placement
-from taalas_compile.mapper.refine import (
-    blocks_in_order,
-    check_legal,
-    refine_placement,
-    total_hpwl,
-)
+from taalas_compile.mapper.legality import blocks_in_order, placement_problems
+from taalas_compile.mapper.refine import refine_placement
 from taalas_compile.mapper.route import route_nets
+from taalas_compile.mapper.wirelength import total_hpwl
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +20,7 @@ def stories():
 
 def test_refined_placement_is_legal_and_keeps_blocks_in_order(stories):
     pl, die, out = stories
-    assert check_legal(out, die, pl) == []
+    assert placement_problems(out, die, pl) == []
     assert blocks_in_order(pl, die) and blocks_in_order(out, die)
     assert [t.name for t in out.tiles] == [t.name for t in pl.tiles] and out.nets == pl.nets
     assert all(replace(a, site=b.site) == b for a, b in zip(pl.tiles, out.tiles))  # only sites change
@@ -70,20 +67,10 @@ def test_input_out_of_block_order_only_moves_within_blocks():
     shuffled = Placement(pl.die, tuple(tiles), pl.nets)
     assert not blocks_in_order(shuffled, die)
     out = refine_placement(shuffled, die)
-    assert check_legal(out, die, shuffled) == []
+    assert placement_problems(out, die, shuffled) == []
     for block in {t.block for t in pl.tiles}:
         assert {t.site for t in out.tiles if t.block == block} == {t.site for t in shuffled.tiles if t.block == block}
     assert total_hpwl(out, die) <= total_hpwl(shuffled, die)
-
-
-def test_check_legal_names_each_problem():
-    pl, die = placement("tiny-llama")
-    mac, vu = next(t for t in pl.tiles if t.kind == "mac"), next(t for t in pl.tiles if t.kind == "vu")
-    bad = Placement(pl.die, tuple(replace(t, site=vu.site) if t is mac else t for t in pl.tiles), pl.nets)
-    assert any("of another kind" in p for p in check_legal(bad, die)) and any("share site" in p for p in check_legal(bad, die))
-    io_free = next(s for s in die.sites("mac") if s not in {t.site for t in pl.tiles})
-    moved = Placement(pl.die, tuple(replace(t, site=io_free) if t.kind == "io" else t for t in pl.tiles), pl.nets)
-    assert any("I/O tile io moved" in p for p in check_legal(moved, die, pl))
 
 
 @pytest.mark.parametrize("recipe", ["tiny-llama", "stories260k"])
@@ -97,5 +84,5 @@ def test_refined_placement_routes(recipe):
 def test_llama_3_1_8b_on_hc1():
     pl, die = placement("llama-3.1-8b", "hc1")
     out = refine_placement(pl, die, effort=0.2)  # ~1 s; effort 1 (the default) takes ~4 s for -52%
-    assert check_legal(out, die, pl) == [] and blocks_in_order(out, die)
+    assert placement_problems(out, die, pl) == [] and blocks_in_order(out, die)
     assert total_hpwl(out, die) < 0.7 * total_hpwl(pl, die)

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from itertools import pairwise
+import re
+from dataclasses import replace
 
 import pytest
 from mapped_models import placement
 
-from taalas_compile.config.die import load_die
 from taalas_compile.die.geometry import Geometry
+from taalas_compile.die.load import load_die
+from taalas_compile.die.program import Io, MatVec
 from taalas_compile.errors import UserError
-from taalas_compile.mapper.ir import Net, Pin, Placement, Role, Tile
-from taalas_compile.mapper.route import PathFinderCfg, Routing, route_nets
+from taalas_compile.mapper.ir import Net, Pin, Placement, Tile
+from taalas_compile.mapper.route import (
+    IllegalRouting,
+    PathFinderCfg,
+    Routing,
+    check_routing,
+    route_nets,
+    routing_problems,
+)
 from taalas_compile.mapper.rrgraph import FEEDTHROUGH, build_rrgraph
 
 
@@ -32,7 +41,7 @@ def tiny_placement(die, nets: list[tuple[str, tuple[int, int], tuple[int, int]]]
     for r, row in enumerate(die.grid.rows):
         for c, letter in enumerate(row):
             kind, name = ("io", "io") if letter == "I" else ("mac", f"m{c}_{r}")
-            tiles.append(Tile(name, kind, (c, r), Role.IO if kind == "io" else Role.MATVEC, "", "L0", ()))
+            tiles.append(Tile(name, kind, (c, r), "", "L0", Io(0) if kind == "io" else MatVec(3, 32, 1, 32, 0, 0)))
     by_site = {t.site: t for t in tiles}
 
     def pin(site, which):
@@ -57,37 +66,9 @@ def stories():
 
 # --- checking a routing ---------------------------------------------------------------------------
 def check_legal(ro: Routing, pl: Placement, die) -> None:
-    """What sign-off needs of the routes: every net connected, nothing shared, spacing on each track."""
-    geo = Geometry(die)
-    min_gap = 2 * geo.wire_end + die.rules.metal_space
-    owner: dict[str, str] = {}  # stub name -> net
-    parent: dict[str, str] = {}
-
-    def find(a):
-        while parent.setdefault(a, a) != a:
-            a = parent[a]
-        return a
-
-    for s in ro.segments:
-        names = [st.what for st in s.stubs]
-        assert len(names) >= 2 and s.stubs[0].x == s.x0 and s.stubs[-1].x == s.x1, s
-        assert [st.x for st in s.stubs] == sorted(st.x for st in s.stubs) and all(st.channel == s.channel for st in s.stubs)
-        assert 0 <= s.track < die.routing.channel_tracks
-        for n in names:
-            assert owner.setdefault(n, s.net) == s.net, f"stub {n} used by {owner[n]} and {s.net}"
-            parent[find(n)] = find(names[0])
-    for net in pl.nets:
-        comps = {find(f"pin {p}") for p in net.pins}
-        assert len(comps) == 1, f"net {net.name} is open: {len(comps)} pieces"
-    by_track: dict[tuple[int, int], list] = {}
-    for s in ro.segments:
-        by_track.setdefault((s.channel, s.track), []).append(s)
-    for segs in by_track.values():
-        segs.sort(key=lambda s: s.x0)
-        for a, b in pairwise(segs):
-            assert b.x0 - a.x1 >= min_gap, f"{a.net} and {b.net} too close on channel {a.channel} track {a.track}"
-    used = [ft for fts in ro.feedthroughs.values() for ft in fts]
-    assert len(used) == len(set(used))
+    """What sign-off needs of the routes (`check_routing`, which route_nets also runs), and a
+    converged router table that adds up."""
+    assert routing_problems(ro, pl, die) == []
     assert ro.iterations and ro.iterations[-1].overused == 0
     assert ro.iterations[-1].wirelength == ro.wirelength()
 
@@ -196,3 +177,56 @@ def test_routing_is_deterministic(stories_routed):
 def test_stories260k_converges_quickly(stories_routed):
     _, _, ro = stories_routed
     assert len(ro.iterations) <= 5 and sum(s.seconds for s in ro.iterations) < 5
+
+
+# --- the routing's spec: broken routings are refused ----------------------------------------------
+def broken(ro: Routing, segments=None, feedthroughs=None) -> Routing:
+    return replace(ro, segments=ro.segments if segments is None else tuple(segments),
+                   feedthroughs=ro.feedthroughs if feedthroughs is None else feedthroughs)
+
+
+def test_an_unrouted_net_is_open(stories_routed):
+    pl, die, ro = stories_routed
+    net = pl.nets[3].name
+    bad = broken(ro, [s for s in ro.segments if s.net != net])
+    pins = len({str(p) for p in pl.nets[3].pins})
+    assert routing_problems(bad, pl, die) == [f"net {net} is open: its pins in {pins} unconnected pieces"]
+    with pytest.raises(IllegalRouting, match=rf"^illegal routing: net {re.escape(net)} is open"):
+        check_routing(bad, pl, die)
+
+
+def test_a_piece_on_another_nets_stub_is_a_short(stories_routed):
+    pl, die, ro = stories_routed
+    a = ro.segments[0]
+    other = next(n.name for n in pl.nets if n.name != a.net)
+    intruder = replace(a, net=other, track=(a.track + 1) % die.routing.channel_tracks)
+    problems = routing_problems(broken(ro, ro.segments + (intruder,)), pl, die)
+    assert f"short: {a.stubs[0].what} used by nets {a.net} and {other}" in problems
+
+
+def test_a_shared_feedthrough_is_a_short(stories_routed):
+    pl, die, ro = stories_routed
+    (n1, fts), n2 = next(iter(ro.feedthroughs.items())), next(n.name for n in pl.nets if n.name not in ro.feedthroughs)
+    problems = routing_problems(broken(ro, feedthroughs={**ro.feedthroughs, n2: fts[:1]}), pl, die)
+    assert f"short: feedthrough {fts[0]} used by nets {n1} and {n2}" in problems
+
+
+def test_a_track_beyond_the_channel_capacity_is_named(stories_routed):
+    pl, die, ro = stories_routed
+    s = ro.segments[0]
+    over = replace(s, track=die.routing.channel_tracks)
+    problems = routing_problems(broken(ro, (over,) + ro.segments[1:]), pl, die)
+    where = f"net {s.net} channel {s.channel} track {over.track}"
+    assert problems == [f"{where}: off the die's {die.grid.n_rows} channels of {die.routing.channel_tracks} tracks"]
+
+
+def test_pieces_too_close_on_a_track_and_pieces_without_end_vias_are_named(stories_routed):
+    pl, die, ro = stories_routed
+    a = ro.segments[0]
+    other = next(n.name for n in pl.nets if n.name != a.net)
+    near = replace(a, net=other, x0=a.x1 + 1, x1=a.x1 + 2, stubs=())
+    problems = routing_problems(broken(ro, ro.segments + (near,)), pl, die)
+    assert any(p.startswith(f"nets {a.net} and {other} closer than") for p in problems)
+    assert any("not landed by vias at both ends" in p for p in problems)
+    ghost = replace(a, net="ghost")
+    assert any("net ghost channel" in p and "no such net" in p for p in routing_problems(broken(ro, ro.segments + (ghost,)), pl, die))

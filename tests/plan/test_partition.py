@@ -2,15 +2,15 @@
 
 import pytest
 
-from taalas_compile.config.die import load_die
 from taalas_compile.config.recipe import load_recipe
+from taalas_compile.die.load import load_die
 from taalas_compile.errors import UserError
 from taalas_compile.frontend.ir import Op, check_graph, op_node
 from taalas_compile.frontend.lower import lower_args
 from taalas_compile.inputs import args_of
 from taalas_compile.mapper.place import map_graph, tile_needs
 from taalas_compile.plan.partition import partition_blocks, stage_graph
-from taalas_compile.quant.plan import assign_bits
+from taalas_compile.quant.bits import assign_bits
 
 
 def blocks(*macs, vu=1, sram=0):

@@ -4,9 +4,9 @@ from dataclasses import replace
 
 import pytest
 
-from taalas_compile.config.die import load_die
-from taalas_compile.mapper.ir import Net, Pin, Placement, Role, Tile
-from taalas_compile.mapper.place import words
+from taalas_compile.die.load import load_die
+from taalas_compile.die.program import Io, MatVec, RmsNorm
+from taalas_compile.mapper.ir import Net, Pin, Placement, Tile
 from taalas_compile.mapper.refine import refine_placement
 from taalas_compile.plan.placement_report import placement_report
 
@@ -17,13 +17,13 @@ PX, PY = 50_624, 29_536
 
 
 def small() -> Placement:
-    mm = words(Role.MATVEC, bits=3, group=32, n_rows=128, n_cols=64)  # 128 x 64 / 512 MACs per cycle = 16 cycles
-    norm = words(Role.RMSNORM, n_rows=64)  # 64 / 16 lanes = 4 cycles
+    mm = MatVec(bits=3, group=32, n_rows=128, n_cols=64, in_off=0, out_off=0)  # 128 x 64 / 512 MACs per cycle = 16 cycles
+    norm = RmsNorm(n=64, eps=0.0)  # 64 / 16 lanes = 4 cycles
     tiles = (
-        Tile("io", "io", (0, 0), Role.IO, "x", "io", words(Role.IO)),
-        Tile("mm.r0c0", "mac", (1, 0), Role.MATVEC, "mm", "L0", mm, bits=3, group=32),
-        Tile("mm.r1c0", "mac", (1, 1), Role.MATVEC, "mm", "L0", mm, bits=3, group=32),
-        Tile("norm", "vu", (6, 0), Role.RMSNORM, "norm", "L0", norm),
+        Tile("io", "io", (0, 0), "x", "io", Io(vocab=0)),
+        Tile("mm.r0c0", "mac", (1, 0), "mm", "L0", mm),
+        Tile("mm.r1c0", "mac", (1, 1), "mm", "L0", mm),
+        Tile("norm", "vu", (6, 0), "norm", "L0", norm),
     )
     nets = (
         Net("x", (Pin("io", "tok_out"),), (Pin("mm.r0c0", "in"), Pin("mm.r1c0", "in"))),

@@ -5,15 +5,15 @@ import itertools
 
 import pytest
 
-from taalas_compile.config.die import load_die
 from taalas_compile.config.recipe import QuantCfg, load_recipe
+from taalas_compile.die.load import load_die
 from taalas_compile.errors import UserError
 from taalas_compile.frontend.lower import lower_args
 from taalas_compile.inputs import args_of
 from taalas_compile.mapper.place import map_graph
 from taalas_compile.quant.allocate import knapsack, stored_bits
+from taalas_compile.quant.bits import allocate_bits, bits_per_weight, weight_params
 from taalas_compile.quant.codes import QuantSpec
-from taalas_compile.quant.plan import allocate_bits, bits_per_weight, weight_params
 
 
 @pytest.fixture(scope="module")
@@ -65,18 +65,18 @@ def fake_sensitivity(names, options):
 def test_measured_policy_stays_within_its_budget(graph, budget):
     die = load_die("mini")
     a = allocate_bits(graph, QuantCfg(policy="measured", budget_bits=budget), die, fake_sensitivity)
-    assert a.policy == "measured" and bits_per_weight(graph, a.plan, die) <= budget
+    assert a.policy == "measured" and bits_per_weight(graph, a.specs, die) <= budget
     if budget == 4.0:  # room for about 1/6 of the weights at 6 bits: the most sensitive go first
-        six = [n for n, spec in a.plan.items() if spec.bits == 6]
+        six = [n for n, spec in a.specs.items() if spec.bits == 6]
         assert "model.embed_tokens.weight" in six and all("embed" in n or "down" in n for n in six)
-    assert set(a.plan) == set(weight_params(graph))
+    assert set(a.specs) == set(weight_params(graph))
 
 
 def test_measured_policy_skips_groups_that_do_not_fit_a_mac_row(graph):
     die = load_die("mini")  # 256-cell rows: 128 6-bit codes (256 digits) + a 6-digit scale do not fit
     a = allocate_bits(graph, QuantCfg(policy="measured", budget_bits=6.5), die, fake_sensitivity)
-    assert QuantSpec(6, 128) not in a.plan.values() and len(a.sensitivity["model.embed_tokens.weight"]) == 5
-    map_graph(graph, a.plan, die, load_recipe("stories260k").target)  # every pick maps
+    assert QuantSpec(6, 128) not in a.specs.values() and len(a.sensitivity["model.embed_tokens.weight"]) == 5
+    map_graph(graph, a.specs, die, load_recipe("stories260k").target)  # every pick maps
 
 
 def test_measured_policy_without_calibration_falls_back_to_rules_and_says_so(graph):
@@ -84,7 +84,7 @@ def test_measured_policy_without_calibration_falls_back_to_rules_and_says_so(gra
     cfg = QuantCfg(policy="measured", method="gptq", budget_bits=5.0, bits={"*.v_proj.weight": 6})
     a = allocate_bits(graph, cfg, die, None)
     assert a.policy == "rules" and a.method == "rtn" and len(a.notes) == 2 and all("no calibration data" in n for n in a.notes)
-    assert a.plan["model.layers.0.self_attn.v_proj.weight"] == QuantSpec(6, 32)
+    assert a.specs["model.layers.0.self_attn.v_proj.weight"] == QuantSpec(6, 32)
 
 
 def test_a_rules_policy_over_its_budget_is_an_error(graph):
@@ -95,9 +95,9 @@ def test_a_rules_policy_over_its_budget_is_an_error(graph):
 def test_a_policy_the_die_cannot_hold_is_an_error(graph):
     mini = load_die("mini")
     small = mini.model_copy(update={"tiles": mini.tiles.model_copy(update={"mac": mini.tiles.mac.model_copy(update={"rows": 9})})})
-    plan = allocate_bits(graph, QuantCfg(default_bits=3), small, None).plan
+    specs = allocate_bits(graph, QuantCfg(default_bits=3), small, None).specs
     with pytest.raises(UserError, match="model does not fit die mini: mac tiles"):  # rules: the mapper's exact check
-        map_graph(graph, plan, small, load_recipe("stories260k").target)
+        map_graph(graph, specs, small, load_recipe("stories260k").target)
     with pytest.raises(UserError, match="MAC ROM at most .* cannot hold the model"):  # measured: the knapsack's budget
         allocate_bits(graph, QuantCfg(policy="measured", budget_bits=4.0), small, fake_sensitivity)
 

@@ -5,7 +5,7 @@ import torch
 
 from taalas_compile.config.recipe import load_recipe
 from taalas_compile.inputs import args_of
-from taalas_compile.model.weights import open_weights
+from taalas_compile.model.sources import open_weights
 from taalas_compile.quant.codes import QuantSpec
 from taalas_compile.quant.proxy import measure_proxy
 

@@ -15,7 +15,7 @@ def test_layer_by_layer_equals_the_whole_models():
     refs = build_references(inp)
     seq = [1, 5, 9, 200, 17, 3]
     a = inp.die.arith
-    s = run_streamed(Etched(inp.source, refs.plan, inp.recipe.quant.clip_search), seq, a.act_bits, a.kv_bits)
+    s = run_streamed(Etched(inp.source, refs.specs, inp.recipe.quant.clip_search), seq, a.act_bits, a.kv_bits)
     with torch.no_grad():
         x = torch.tensor([seq])
         q, f = refs.quant_model(x)[0].numpy(), refs.float_model(x)[0].numpy()

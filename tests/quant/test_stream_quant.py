@@ -13,8 +13,8 @@ from taalas_compile.frontend.lower import lower_args
 from taalas_compile.inputs import calibration_of, resolve
 from taalas_compile.model.perplexity import compare
 from taalas_compile.quant.arith import quantize_activation
+from taalas_compile.quant.bits import allocate_bits
 from taalas_compile.quant.etched import read_unit
-from taalas_compile.quant.plan import allocate_bits
 from taalas_compile.quant.reference import (
     build_quant_model,
     etched_codes,
@@ -31,16 +31,16 @@ def calibrated(tmp_path_factory):
     ids.write_text(" ".join(map(str, torch.randint(3, 256, (1200,), generator=g).tolist())))
     inp = resolve("tiny-llama", calib=ids)
     calib = calibration_of(inp)
-    plan = allocate_bits(lower_args(inp.source.args), inp.recipe.quant, inp.die, None).plan
-    return inp, calib, plan, d
+    specs = allocate_bits(lower_args(inp.source.args), inp.recipe.quant, inp.die, None).specs
+    return inp, calib, specs, d
 
 
 def test_streamed_codes_equal_the_whole_model_path(calibrated, tmp_path):
-    inp, calib, plan, _ = calibrated
+    inp, calib, specs, _ = calibrated
     cfg = inp.recipe.quant
-    whole = quantize_in_memory(inp.source, plan, cfg, calib, 8)
-    etched, res = etched_codes(inp.source, plan, cfg, calib, 8, tmp_path, device="cpu")
-    for name in plan:  # same windows, batches, float64 Hessians: bit for bit
+    whole = quantize_in_memory(inp.source, specs, cfg, calib, 8)
+    etched, res = etched_codes(inp.source, specs, cfg, calib, 8, tmp_path, device="cpu")
+    for name in specs:  # same windows, batches, float64 Hessians: bit for bit
         q = etched.tensor(name)
         assert (q.codes == whole[name].codes).all() and (q.scales == whole[name].scales).all(), name
     assert [u["unit"] for u in res.units] == ["embed", "layers.0", "layers.1", "head"]
@@ -55,26 +55,26 @@ def test_streamed_codes_equal_the_whole_model_path(calibrated, tmp_path):
 
 
 def test_a_second_run_reuses_every_unit_file(calibrated, tmp_path):
-    inp, calib, plan, _ = calibrated
-    _, a = etched_codes(inp.source, plan, inp.recipe.quant, calib, 8, tmp_path, device="cpu")
-    _, b = etched_codes(inp.source, plan, inp.recipe.quant, calib, 8, tmp_path, device="cpu")
+    inp, calib, specs, _ = calibrated
+    _, a = etched_codes(inp.source, specs, inp.recipe.quant, calib, 8, tmp_path, device="cpu")
+    _, b = etched_codes(inp.source, specs, inp.recipe.quant, calib, 8, tmp_path, device="cpu")
     assert a.seconds and not b.seconds  # nothing computed the second time
     assert a.units == b.units and a.quality == b.quality
 
 
 def test_killed_after_a_layer_resumes_at_the_next_with_the_same_bytes(calibrated, tmp_path):
-    inp, calib, plan, _ = calibrated
+    inp, calib, specs, _ = calibrated
     cfg = inp.recipe.quant
-    _, whole = etched_codes(inp.source, plan, cfg, calib, 8, tmp_path / "a", device="cpu")
+    _, whole = etched_codes(inp.source, specs, cfg, calib, 8, tmp_path / "a", device="cpu")
 
     def kill(unit):
         if unit == "layers.0":
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        etched_codes(inp.source, plan, cfg, calib, 8, tmp_path / "b", device="cpu", on_unit=kill)
+        etched_codes(inp.source, specs, cfg, calib, 8, tmp_path / "b", device="cpu", on_unit=kill)
     assert len(list((tmp_path / "b").glob("unit-*"))) == 2 and len(list((tmp_path / "b").glob("state-*"))) == 1
-    _, resumed = etched_codes(inp.source, plan, cfg, calib, 8, tmp_path / "b", device="cpu")
+    _, resumed = etched_codes(inp.source, specs, cfg, calib, 8, tmp_path / "b", device="cpu")
     assert sorted(resumed.seconds) == ["head", "layers.1"]  # embed and layers.0 were not recomputed
     assert resumed.units == whole.units  # same keys, same sha256 of every unit file
     for u in whole.units:
@@ -117,10 +117,10 @@ def test_activation_quantization_is_the_die_formula():
 
 
 def test_end_to_end_tuning_runs_on_the_streamed_codes(calibrated, tmp_path):
-    inp, calib, plan, _ = calibrated
+    inp, calib, specs, _ = calibrated
     cfg = inp.recipe.quant.model_copy(update={"tune_steps": 3, "tune_batch": 2})
-    etched, res = etched_codes(inp.source, plan, cfg, calib, 8, tmp_path, device="cpu")
+    etched, res = etched_codes(inp.source, specs, cfg, calib, 8, tmp_path, device="cpu")
     assert "tune end to end" in res.seconds and res.quality["kl"] > 0
-    base, _ = etched_codes(inp.source, plan, inp.recipe.quant, calib, 8, tmp_path, device="cpu")
+    base, _ = etched_codes(inp.source, specs, inp.recipe.quant, calib, 8, tmp_path, device="cpu")
     assert etched.files != base.files  # the tuned codes are their own unit files
-    assert any((etched.tensor(n).scales != base.tensor(n).scales).any() for n in plan)
+    assert any((etched.tensor(n).scales != base.tensor(n).scales).any() for n in specs)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from taalas_compile.config.die import load_die
 from taalas_compile.die.geometry import Geometry
+from taalas_compile.die.load import load_die
 
 
 @pytest.fixture(scope="session")

@@ -110,3 +110,18 @@ def select_via(out: Path, netlist: dict, tile: str, i: int, j: int, geo) -> tupl
     ref = sel_in_cell(cell, i, j, geo.die.cell.pitch)
     return g, t, cell, ref, site_of(ref, i, j, geo)
 
+
+
+def move_select_via(out: Path, tile: str, i: int, j: int, geo) -> tuple[int, int]:
+    """One wrong via: digit (i, j)'s select via of `tile` moved to the next site, the masks saved
+    (rehashed). Its new centre on the die (nm)."""
+    from taalas_compile.die.geometry import SITE_OF_DIGIT
+
+    netlist = json.loads((out / "netlist.json").read_text())
+    g, t, _, ref, old = select_via(out, netlist, tile, i, j, geo)
+    p = geo.die.cell.pitch
+    cx, cy = geo.site_center(next(s for s in SITE_OF_DIGIT if s != old))
+    ref.origin = (j * p + cx, i * p + cy)
+    g.save()
+    ox, oy = t["rom_region"]["origin_nm"]
+    return ox + j * p + cx, oy + i * p + cy

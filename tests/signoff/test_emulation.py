@@ -4,7 +4,7 @@ the wrong thing: the block is named, the logits fail, and a clean chip passes.""
 import numpy as np
 
 from taalas_compile.backend.netlist import read_netlist
-from taalas_compile.reference import chip_die, read_manifest
+from taalas_compile.chip_dir import chip_die, read_manifest
 from taalas_compile.signoff.emulation import StreamingEmulation
 from taalas_compile.signoff.findings import Findings
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from taalas_compile.backend.netlist import read_netlist
-from taalas_compile.backend.roms import tile_image
-from taalas_compile.config.die import load_die
+from taalas_compile.backend.roms import build_tile_image
 from taalas_compile.die import rom_format as rf
+from taalas_compile.die.load import load_die
 from taalas_compile.emulator.stream import StreamEmulator
 from taalas_compile.emulator.tiles import EmulationError
 from taalas_compile.mapper.ir import Role
@@ -78,9 +78,9 @@ def test_a_block_computing_nan_is_an_emulation_error(tiny):
     block that computes with it is named, the run stops."""
     pl, roms, die = tiny
     norm = next(t for t in pl.tiles if t.role is Role.RMSNORM and t.block == "L1")
-    gains = rf.parse_consts(rf.body_flat(roms[norm.name]), norm.words[3], np.float16).copy()
+    gains = rf.parse_consts(rf.body_flat(roms[norm.name]), norm.program.n, np.float16).copy()
     gains[3] = np.nan
-    bad = {**roms, norm.name: tile_image(norm, die, None, gains)}
+    bad = {**roms, norm.name: build_tile_image(norm, die, None, gains)}
     s = StreamEmulator(pl, die, [1, 5, 9, 200])
     with pytest.raises(EmulationError, match=r"^block L1: .* is not finite"):
         for b, names in by_block(pl).items():

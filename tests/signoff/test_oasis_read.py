@@ -9,8 +9,8 @@ import klayout.db as kdb
 import numpy as np
 import pytest
 
-from taalas_compile.backend.masks import cell_name, write_masks
-from taalas_compile.backend.rom_layout import digit_offsets
+from taalas_compile.backend.masks import write_masks
+from taalas_compile.die.cell_names import cell_name
 from taalas_compile.die.geometry import Geometry
 from taalas_compile.signoff.oasis_read import OasisError, read_cells
 
@@ -57,7 +57,7 @@ def test_reader_agrees_with_klayout(tiny):
 def test_select_vias_give_back_the_rom_digits(tiny):
     """Every tile's SEL placements, decoded by position, are its ROM image."""
     geo = Geometry(tiny.die)
-    p, off = tiny.die.cell.pitch, digit_offsets(geo)
+    p, off = tiny.die.cell.pitch, geo.digit_offsets()
     digit_at = {(int(x), int(y)): d for d, (x, y) in enumerate(off)}
     cells = {c.name: c for c in read_cells(tiny.path)}
     for t in tiny.pl.tiles[:12]:

@@ -11,10 +11,11 @@ from mapped_models import placement
 
 from taalas_compile.backend import oasis_stream
 from taalas_compile.backend.mask_file import MaskFile
-from taalas_compile.backend.masks import block_order, cell_name
 from taalas_compile.backend.netlist import read_block_roms, read_netlist
-from taalas_compile.config.die import load_die
+from taalas_compile.die.cell_names import cell_name
+from taalas_compile.die.load import load_die
 from taalas_compile.inputs import resolve
+from taalas_compile.mapper.legality import block_order
 from taalas_compile.pipeline import CompileOptions, compile_chip
 from taalas_compile.signoff.cell_index import scan_cells
 from taalas_compile.signoff.findings import Findings
@@ -61,20 +62,20 @@ def reference(chip):
 def blockwise(chip, jobs: int):
     out, pl, doc = chip
     f, images, order = Findings(), {}, []
-    blocks, plan = check_rom_blocks(out, doc, out / "chip.oas", pl, load_die("mini"), jobs)
+    blocks, reading = check_rom_blocks(out, doc, out / "chip.oas", pl, load_die("mini"), jobs)
 
     def on_block(b):
         order.append(b.block)
         images.update(b.images)
 
-    return f, images, collect(blocks, f, on_block), order, plan
+    return f, images, collect(blocks, f, on_block), order, reading
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_blocks_find_what_the_whole_file_check_finds(chip, jobs):
     f0, img0, r0 = reference(chip)
-    f, img, r, order, plan = blockwise(chip, jobs)
-    assert plan.parallel and plan.jobs == jobs
+    f, img, r, order, reading = blockwise(chip, jobs)
+    assert reading.parallel and reading.jobs == jobs
     assert {v.category for v in f0.items} == {"lvs.rom"} and f.counts == f0.counts and f.items == f0.items
     assert (r.tiles, r.vias, r.cells) == (r0.tiles, r0.vias, r0.cells) and r.tiles == len(chip[1].tiles)
     assert list(img) == list(img0) and all(np.array_equal(img[n], img0[n]) for n in img0)
@@ -89,8 +90,8 @@ def test_a_file_without_a_cell_index_is_read_serially_with_the_same_findings(chi
     rebuild(odd / "chip.oas", {}, insert_before="B_L0")
     assert scan_cells(odd / "chip.oas") is None
     f0, img0, r0 = reference(chip)
-    f, img, r, _, plan = blockwise((odd, pl, doc), 2)
-    assert not plan.parallel
+    f, img, r, _, reading = blockwise((odd, pl, doc), 2)
+    assert not reading.parallel
     assert f.items == f0.items and (r.tiles, r.vias, r.cells) == (r0.tiles, r0.vias, r0.cells)
     assert all(np.array_equal(img[n], img0[n]) for n in img0)
 

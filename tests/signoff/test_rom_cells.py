@@ -6,11 +6,10 @@ import copy
 import numpy as np
 import pytest
 
-from taalas_compile.backend.masks import cell_name
 from taalas_compile.backend.netlist import read_block_roms, read_netlist
-from taalas_compile.backend.rom_layout import digit_offsets
-from taalas_compile.config.die import load_die
+from taalas_compile.die.cell_names import cell_name
 from taalas_compile.die.geometry import Geometry
+from taalas_compile.die.load import load_die
 from taalas_compile.inputs import resolve
 from taalas_compile.pipeline import CompileOptions, compile_chip
 from taalas_compile.signoff.findings import Findings
@@ -55,7 +54,7 @@ def test_a_clean_chip_reads_back_its_rom_images(chip):
 
 def test_one_select_via_on_another_digit_site_is_one_lvs_error(chip):
     tile, geo = weight_tile(chip), Geometry(load_die("mini"))
-    off = digit_offsets(geo)
+    off = geo.digit_offsets()
     p = geo.die.cell.pitch
 
     def move(c):
@@ -146,7 +145,7 @@ def test_damage_in_the_records_is_found_as_in_the_placements(chip, edit, categor
     geo, tile = Geometry(load_die("mini")), weight_tile(chip)
     cells = copy.deepcopy(chip[4])
     c = next(c for c in cells if c.name == cell_name("T", tile))
-    edit(c, geo.die.cell.pitch, digit_offsets(geo), chip[2][tile].shape[1], _unpadded_cell(chip, tile))
+    edit(c, geo.die.cell.pitch, geo.digit_offsets(), chip[2][tile].shape[1], _unpadded_cell(chip, tile))
     for e in c.elements.values():
         e.count = len(e.expand())
     assert not c.expanded

@@ -2,11 +2,15 @@
 GDSII (read whole, every tile clipped) and OASIS (tile cells inside the region copied byte for
 byte, the others clipped) tiny-llama, and on stories260K."""
 
+import shutil
+import subprocess
+
+import numpy as np
 import pytest
 from vias import mask_vias_in, view_vias
 
 from taalas_compile.backend.netlist import read_netlist
-from taalas_compile.config.die import load_die
+from taalas_compile.die.load import load_die
 from taalas_compile.errors import UserError
 from taalas_compile.view.command import Selection, make_view
 
@@ -61,14 +65,35 @@ def test_bad_selections_are_one_line_errors(tiny_chip, sel, message):
 
 
 def test_a_region_with_more_vias_than_max_vias_is_refused_before_writing(tiny_oasis):
-    """The console script: one line naming the count and the way out, exit 2, no file (the 8B
-    chip's block L0 holds 677 M vias, 13 GiB in KLayout: docs/performance.md)."""
-    import shutil
-    import subprocess
-
-    n = make_view(tiny_oasis, Selection(block="L1")).vias
+    """The console script: one line naming the count and the way out, exit 2, no file."""
+    n = make_view(tiny_oasis, Selection(tile="L0.q_proj.r0c0")).vias
     shutil.rmtree(tiny_oasis / "view")
-    p = subprocess.run([shutil.which("taalas-compile"), "view", str(tiny_oasis), "--block", "L1", "--max-vias", str(n - 1)],
+    p = subprocess.run([shutil.which("taalas-compile"), "view", str(tiny_oasis), "--tile", "L0.q_proj.r0c0", "--max-vias", str(n - 1)],
                        check=False, capture_output=True, text=True)
     assert p.returncode == 2 and f"holds {n:,} vias" in p.stderr and f"--max-vias {n}" in p.stderr, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and not (tiny_oasis / "view").exists()
+
+
+def test_a_block_above_max_vias_is_its_abstract_and_one_exact_view_per_tile(tiny_oasis):
+    """As the 8B chip's blocks (677 M vias, 13 GiB in KLayout: docs/performance.md): the block's
+    view keeps the routing and the overview's outlines and names but no tile cell, and the tiles'
+    views together hold exactly the masks' vias of the block."""
+    import klayout.db as kdb
+
+    whole = make_view(tiny_oasis, Selection(block="L1"))
+    shutil.rmtree(tiny_oasis / "view")
+    p = subprocess.run([shutil.which("taalas-compile"), "view", str(tiny_oasis), "--block", "L1", "--max-vias", str(whole.vias - 1)],
+                       check=False, capture_output=True, text=True)
+    assert p.returncode == 0 and "tiles:" in p.stdout and "a tile: klayout -rd view=" in " ".join(p.stdout.split()), p.stdout + p.stderr
+    pl, _, doc = read_netlist(tiny_oasis, roms=False)
+    die = load_die("mini")
+    files = sorted((tiny_oasis / "view" / "block-L1").glob("*.oas"))
+    assert sorted(f.stem for f in files) == sorted(f"tile-{t.name}" for t in pl.tiles if t.block == "L1")
+    got = np.concatenate([view_vias(f, die) for f in files])
+    want = mask_vias_in(tiny_oasis / doc["masks"], die, whole.region)
+    assert len(got) == len(want) == whole.vias and (got[np.lexsort(got.T[::-1])] == want).all()
+    ly = kdb.Layout()
+    ly.read(str(tiny_oasis / "view" / "block-L1.oas"))
+    names = {c.name for c in ly.each_cell()}
+    assert {"OV_CONTEXT", "VIEW_CLIP", "VIEW_REF"} <= names and not any(n.startswith("T_") or n in ("ROMCELL", "SEL") for n in names)
+    assert len(view_vias(tiny_oasis / "view" / "block-L1.oas", die)) < whole.vias

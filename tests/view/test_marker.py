@@ -1,16 +1,15 @@
 """`view --marker N` on a chip with an injected fault shows the violation: the marker's box and
 message on the marker layer, and the faulty via itself among the view's vias."""
 
-import json
 import shutil
 
 import klayout.db as kdb
 import numpy as np
-from gds_edit import select_via
+from gds_edit import move_select_via
 from vias import view_vias
 
-from taalas_compile.config.die import load_die
-from taalas_compile.die.geometry import SITE_OF_DIGIT, Geometry
+from taalas_compile.die.geometry import Geometry
+from taalas_compile.die.load import load_die
 from taalas_compile.signoff.verify import verify
 from taalas_compile.view import layers as L
 from taalas_compile.view.command import Selection, make_view
@@ -19,20 +18,13 @@ from taalas_compile.view.command import Selection, make_view
 def test_marker_view_shows_a_moved_via(tiny_chip, tmp_path):
     chip = tmp_path / "out"
     shutil.copytree(tiny_chip, chip)
-    netlist = json.loads((chip / "netlist.json").read_text())
     geo = Geometry(load_die("mini"))
-    p, i, j = geo.die.cell.pitch, 5, 7
-    g, t, _, ref, old = select_via(chip, netlist, "L0.q_proj.r0c0", i, j, geo)
-    cx, cy = geo.site_center(next(s for s in SITE_OF_DIGIT if s != old))
-    ref.origin = (j * p + cx, i * p + cy)
-    g.save()
+    moved = np.array(move_select_via(chip, "L0.q_proj.r0c0", 5, 7, geo))
     res = verify(chip, tokens=2)
     assert not res["passed"] and res["counts"] == {"lvs.via_moved": 1}
 
     v = make_view(chip, Selection(marker=1))
     assert v.region.label == "marker-1" and "select via on digit" in v.region.marker.message
-    ox, oy = t["rom_region"]["origin_nm"]
-    moved = np.array([ox + j * p + cx, oy + i * p + cy])
     assert (view_vias(v.path, geo.die) == moved).all(axis=1).any()  # the faulty via is in the view
     ly = kdb.Layout()
     ly.read(str(v.path))

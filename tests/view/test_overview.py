@@ -5,7 +5,7 @@ import json
 
 import klayout.db as kdb
 
-from taalas_compile.config.die import load_die
+from taalas_compile.die.load import load_die
 from taalas_compile.inputs import resolve
 from taalas_compile.pipeline import compile_ir
 from taalas_compile.view import layers as L

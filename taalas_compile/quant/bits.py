@@ -38,22 +38,22 @@ def assign_bits(g: nx.DiGraph, cfg: QuantCfg, die: Die) -> dict[str, QuantSpec]:
             raise UserError(f"quant.bits['{pattern}'] = {bits}: die {die.name} etches only {die.arith.weight_bits}-bit codes")
     if cfg.default_bits not in die.arith.weight_bits:
         raise UserError(f"quant.default_bits = {cfg.default_bits}: die {die.name} etches only {die.arith.weight_bits}-bit codes")
-    plan = {}
+    specs = {}
     for name in weight_params(g):
         bits = cfg.default_bits
         for pattern, b in cfg.bits.items():
             if fnmatchcase(name, pattern):
                 bits = b
-        plan[name] = QuantSpec(bits, cfg.group_size)
-    return plan
+        specs[name] = QuantSpec(bits, cfg.group_size)
+    return specs
 
 
-def bits_per_weight(g: nx.DiGraph, plan: dict[str, QuantSpec], die: Die) -> float:
+def bits_per_weight(g: nx.DiGraph, specs: dict[str, QuantSpec], die: Die) -> float:
     """Average stored bits per weight over the quantized tensors, scales counted."""
     sb = SCALE_BITS[die.arith.scale_format]
     total_bits = total_w = 0
     for name, shape in weight_params(g).items():
-        spec = plan[name]
+        spec = specs[name]
         out, n_in = shape
         total_w += out * n_in
         total_bits += out * n_in * spec.bits + out * n_groups(n_in, spec.group) * sb
@@ -67,7 +67,7 @@ NO_CALIB = "no calibration data"
 class Allocation:
     """Bits and group size per tensor and how they were decided (recorded in the manifest)."""
 
-    plan: dict[str, QuantSpec]
+    specs: dict[str, QuantSpec]  # (bits, group) per weight tensor
     policy: str  # the policy used: "rules" or "measured"
     method: str  # the method the quantizer will use: "rtn" or "gptq"
     notes: tuple[str, ...] = ()  # fallbacks taken, for the terminal and the manifest
@@ -80,10 +80,10 @@ def die_capacity_bits(die: Die) -> int:
     return len(die.sites("mac")) * (mac.rows - 1) * mac.cols * 3
 
 
-def check_budget(g: nx.DiGraph, plan: dict[str, QuantSpec], cfg: QuantCfg, die: Die) -> None:
-    """A rules plan over the recipe's bit budget is an error (whether it fits the die's tiles is the
+def check_budget(g: nx.DiGraph, specs: dict[str, QuantSpec], cfg: QuantCfg, die: Die) -> None:
+    """A rules allocation over the recipe's bit budget is an error (whether it fits the die's tiles is the
     mapper's exact check, which names the tiles short)."""
-    bpw = bits_per_weight(g, plan, die)
+    bpw = bits_per_weight(g, specs, die)
     if cfg.budget_bits is not None and bpw > cfg.budget_bits + 1e-9:
         raise UserError(f"quant policy '{cfg.policy}' needs {bpw:.3f} bits/weight, over the recipe's budget_bits = {cfg.budget_bits}")
 
@@ -101,9 +101,9 @@ def allocate_bits(g: nx.DiGraph, cfg: QuantCfg, die: Die, sensitivity: Callable[
         if cfg.policy == "measured":
             notes.append(f"{NO_CALIB}: bits from the recipe's rules instead of measured sensitivity")
     if cfg.policy == "rules" or sensitivity is None:
-        plan = assign_bits(g, cfg, die)
-        check_budget(g, plan, cfg, die)
-        return Allocation(plan, "rules", method, tuple(notes))
+        specs = assign_bits(g, cfg, die)
+        check_budget(g, specs, cfg, die)
+        return Allocation(specs, "rules", method, tuple(notes))
     options = [QuantSpec(b, gr) for b, gr in cfg.options]
     bad = sorted({o.bits for o in options} - set(die.arith.weight_bits))
     if bad:
@@ -122,8 +122,8 @@ def allocate_bits(g: nx.DiGraph, cfg: QuantCfg, die: Die, sensitivity: Callable[
         choice = knapsack(costs, [sens[n] for n in names], budget)
     except UserError as e:
         raise UserError(f"quant budget {cfg.budget_bits} bits/weight on die {die.name} (MAC ROM at most {die_capacity_bits(die) / 8e6:,.2f} MB): {e}") from None
-    plan = {n: options[k] for n, k in zip(names, choice.picks)}
-    return Allocation(plan, "measured", method, tuple(notes), sens)
+    specs = {n: options[k] for n, k in zip(names, choice.picks)}
+    return Allocation(specs, "measured", method, tuple(notes), sens)
 
 
 def fits_mac_row(spec: QuantSpec, die: Die) -> bool:

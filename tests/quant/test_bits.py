@@ -2,12 +2,12 @@
 
 import pytest
 
-from taalas_compile.config.die import load_die
 from taalas_compile.config.recipe import QuantCfg, load_recipe
+from taalas_compile.die.load import load_die
 from taalas_compile.errors import UserError
 from taalas_compile.frontend.lower import lower_args
 from taalas_compile.inputs import args_of
-from taalas_compile.quant.plan import assign_bits, bits_per_weight
+from taalas_compile.quant.bits import assign_bits, bits_per_weight
 
 
 @pytest.fixture(scope="module")
@@ -17,10 +17,10 @@ def graph():
 
 def test_patterns_last_match_wins(graph):
     cfg = QuantCfg(default_bits=3, bits={"*.mlp.*": 6, "*.up_proj.weight": 3})
-    plan = assign_bits(graph, cfg, load_die("mini"))
-    assert plan["model.layers.0.mlp.gate_proj.weight"].bits == 6
-    assert plan["model.layers.0.mlp.up_proj.weight"].bits == 3
-    assert plan["model.layers.0.self_attn.q_proj.weight"].bits == 3
+    specs = assign_bits(graph, cfg, load_die("mini"))
+    assert specs["model.layers.0.mlp.gate_proj.weight"].bits == 6
+    assert specs["model.layers.0.mlp.up_proj.weight"].bits == 3
+    assert specs["model.layers.0.self_attn.q_proj.weight"].bits == 3
 
 
 def test_bits_per_weight_counts_fp16_scales(graph):
