@@ -20,8 +20,8 @@ def write_session(out: Path) -> None:
 
 
 def session_command(chip: Path, view: Path | None = None) -> list[str]:
-    """`klayout [-rd view=VIEW] -rr DIR/klayout_session.py`: the chip (masks + overview), or a view."""
-    return ["klayout", *(["-rd", f"view={view}"] if view is not None else []), "-rr", str(Path(chip) / SESSION)]
+    """`klayout [-rd view=VIEW] -rm DIR/klayout_session.py`: the chip (masks + overview), or a view."""
+    return ["klayout", *(["-rd", f"view={view}"] if view is not None else []), "-rm", str(Path(chip) / SESSION)]
 
 
 def shell(cmd: list[str]) -> str:

@@ -37,11 +37,11 @@ def test_compile_output_names_the_mask_file_to_open(tmp_path, capsys):
     out = tmp_path / "chip"
     code, stdout, _ = run(capsys, "tiny-llama", "--out", str(out), "--format", "oasis")
     assert code == 0 and (out / "chip.oas").is_file() and not (out / "chip.gds").exists()
-    assert f"klayout -rr {out}/klayout_session.py" in " ".join(stdout.split())  # rich may wrap the line
+    assert f"klayout -rm {out}/klayout_session.py" in " ".join(stdout.split())  # rich may wrap the line
     assert "roms/ (5 files)" in stdout
     code, stdout, _ = run(capsys, "view", str(out), "--tile", "L0.q_proj.r0c0")
     view = out / "view" / "tile-L0.q_proj.r0c0.oas"
-    assert code == 0 and view.is_file() and f"klayout -rd view={view} -rr {out}/klayout_session.py" in " ".join(stdout.split())
+    assert code == 0 and view.is_file() and f"klayout -rd view={view} -rm {out}/klayout_session.py" in " ".join(stdout.split())
 
 
 @pytest.mark.parametrize("argv, message", [

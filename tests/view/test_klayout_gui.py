@@ -2,13 +2,19 @@
 under Xvfb on the chip (masks + overview) and on a tile view, and saves screenshots that are not
 blank. Skipped without KLayout or Xvfb, except in CI (CI=1), where that is a failure."""
 
+import json
 import os
 import shutil
 import subprocess
 import zlib
+from pathlib import Path
 
 import pytest
+from gds_edit import move_select_via
 
+from taalas_compile.die.geometry import Geometry
+from taalas_compile.die.load import load_die
+from taalas_compile.signoff.verify import verify
 from taalas_compile.view.command import Selection, make_view
 from taalas_compile.view.session import session_command
 
@@ -45,3 +51,36 @@ def test_klayout_draws_the_chip_and_a_tile_view(tiny_oasis, tmp_path):
     assert screenshot(session_command(tiny_oasis), chip_png) > 0.05  # tiles, names, routing
     v = make_view(tiny_oasis, Selection(tile="L0.q_proj.r0c0"))
     assert screenshot(session_command(tiny_oasis, v.path), tile_png) > 0.05  # digit cells and vias
+
+
+def opened(cmd: list[str], tmp_path) -> dict:
+    """Start KLayout as a user does (the GUI, a new user's empty configuration) under Xvfb with the
+    session command, and report what is on screen once it has started (tests/view/klayout_probe.py).
+    A modal window in front of the chip (a start-up tip, a script error) stops the probe: timeout."""
+    home, report = tmp_path / "home", tmp_path / "opened.json"
+    home.mkdir(exist_ok=True)
+    probe = Path(__file__).with_name("klayout_probe.py")
+    run = ["xvfb-run", "-a", cmd[0], "-rx", *cmd[1:], "-rd", f"out={report}", "-rr", str(probe)]
+    try:
+        subprocess.run(run, check=True, timeout=90, capture_output=True, env={**os.environ, "HOME": str(home)})
+    except subprocess.TimeoutExpired:
+        pytest.fail("KLayout did not get to the chip: a modal window is in front of it")
+    return json.loads(report.read_text())
+
+
+def test_the_session_opens_the_chip_with_nothing_in_front(tiny_oasis, tmp_path):
+    tools()
+    seen = opened(session_command(tiny_oasis), tmp_path)
+    assert seen["windows"] == []  # no tip, no script error, no empty marker browser (verify passed)
+    assert [Path(f).name for f in seen["layouts"]] == ["chip.oas", "chip.overview.oas"]
+    assert seen["max_hier"] >= 3  # drawn down to the digit cells
+
+
+def test_the_session_opens_the_markers_of_a_failing_chip(tiny_chip, tmp_path):
+    tools()
+    chip = tmp_path / "chip"
+    shutil.copytree(tiny_chip, chip)
+    move_select_via(chip, "L0.q_proj.r0c0", 5, 7, Geometry(load_die("mini")))
+    assert not verify(chip, tokens=2)["passed"]
+    seen = opened(session_command(chip), tmp_path)
+    assert seen["windows"] == ["Marker Database Browser"]  # the violation, listed for the user

@@ -1,9 +1,13 @@
 """Open a taalas-compile chip in KLayout: masks (or a view) + overview + sign-off markers, with the
 layer names and colours of chip.lyp, the hierarchy expanded down to the digit cells.
 
-    klayout -rr DIR/klayout_session.py                         # the chip: masks + overview
-    klayout -rd view=DIR/view/tile-L0.q_proj.r0c0.oas -rr DIR/klayout_session.py   # a view
-    klayout -rd shot=chip.png -z -rr DIR/klayout_session.py    # save a screenshot and exit
+    klayout -rm DIR/klayout_session.py                         # the chip: masks + overview
+    klayout -rd view=DIR/view/tile-L0.q_proj.r0c0.oas -rm DIR/klayout_session.py   # a view
+    klayout -rd shot=chip.png -z -rm DIR/klayout_session.py    # save a screenshot and exit
+
+`-rm` (a start-up script) rather than `-rr`: KLayout shows its start-up tips between the two, so
+this script marks the two a viewer would meet seen before they come up, and opens the chip once
+the event loop runs (the marker browser needs the window up).
 
 A chip too large for a layout database (the 8B chip's billions of vias) opens as its overview
 alone: cut the part to look at with `taalas-compile view DIR --tile NAME` (or --block, --window,
@@ -19,6 +23,7 @@ import pya
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAX_MASK_DIGITS = 50_000_000  # above this the masks are not opened (taalas_compile/pipeline.py RENDER_FROM_MASKS_DIGITS)
+TIPS = ("only-top-level-shown-by-default", "editor-mode")  # KLayout's keys of the startup tips it shows a viewer
 REGION_LAYER = (1040, 0)  # a view's region outline (taalas_compile/view/layers.py REGION)
 
 
@@ -67,9 +72,20 @@ def _region(view):
     return None if box.empty() else box.enlarged(max(box.width(), box.height()) * 0.1)
 
 
-def main():
-    app = pya.Application.instance()
-    mw = app.main_window()
+def _no_tips(app):
+    """No modal tips in front of the chip: "child cells are not drawn" (this script opens the
+    hierarchy itself, max_hier below) and "started in viewer mode" (a viewer is what it is).
+    KLayout shows them after this script has run; they are marked seen the way its own "don't show
+    again" box marks them (`key=3`, "no"), other tips untouched."""
+    hidden = app.get_config("tip-window-hidden") or ""
+    seen = {entry.split("=")[0] for entry in hidden.split(",")}
+    more = [f"{tip}=3" for tip in TIPS if tip not in seen]
+    if more:
+        app.set_config("tip-window-hidden", ",".join(filter(None, [hidden, *more])))
+
+
+def _open(mw):
+    """Masks (or a view) + overview in one view, layer names and colours, hierarchy expanded, zoomed."""
     files = _layouts()
     mw.load_layout(files[0], 1)
     view = mw.current_view()
@@ -81,15 +97,34 @@ def main():
     view.max_hier()  # down to the digit cells (ROMCELL pads, SEL vias), no "child cells not drawn"
     box = _region(view)
     view.zoom_box(box) if box is not None else view.zoom_fit()
+    return view
+
+
+def _show(mw):
+    view = _open(mw)
     markers = os.path.join(HERE, "signoff", "violations.lyrdb")
+    if os.path.isfile(markers) and ET.parse(markers).find("items/item") is not None:  # violations: browse them
+        index = view.create_rdb("sign-off")
+        view.rdb(index).load(markers)
+        view.show_rdb(index, 0)
+
+
+_START = pya.QTimer()  # fires once KLayout's event loop runs: the window is up, the marker browser loaded
+
+
+def main():
+    app = pya.Application.instance()
     shot = _var("shot")
-    if shot:
+    if shot:  # klayout -z: draw, save, exit
+        view = _open(app.main_window())
         app.process_events()  # let the view take the layers and hierarchy before it is drawn
         view.save_image(shot, int(_var("width") or 1200), int(_var("height") or 900))
         app.exit(0)
         return
-    if os.path.isfile(markers):
-        view.show_rdb(view.load_rdb(markers), 0)
+    _no_tips(app)  # before KLayout shows its start-up tips (under -rm; an -rr script runs after them)
+    _START.singleShot = True
+    _START.timeout = lambda: _show(app.main_window())
+    _START.start(0)
 
 
 main()
