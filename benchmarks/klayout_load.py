@@ -2,10 +2,12 @@
 in a fresh process (so peaks do not mix), timed, with its peak resident memory.
 
     PYTHONPATH=$PWD python benchmarks/klayout_load.py out/llama-3.1-8b/chip.overview.oas \\
-        out/llama-3.1-8b/view/tile-L0.q_proj.r0c0.oas out/llama-3.1-8b/view/block-L0.oas
+        out/llama-3.1-8b/view/tile-L0.q_proj.r0c0.oas out/llama-3.1-8b/view/block-L0.oas \\
+        out/llama-3.1-8b/view/block-L0/*.oas
 
 Prints one line per file: bytes, seconds to read, peak RSS (GiB), cells, and the shapes KLayout
-counts with repetitions expanded (vias and pads included). Used for docs/performance.md.
+counts with repetitions expanded (vias and pads included), and for several files the slowest read
+and the highest peak. Used for docs/performance.md.
 """
 
 from __future__ import annotations
@@ -44,10 +46,15 @@ def main() -> None:
     ap.add_argument("files", nargs="+", type=Path)
     ap.add_argument("--count", action="store_true", help="also count the shapes, repetitions expanded (slow on large views)")
     args = ap.parse_args()
+    runs = []
     for f in args.files:
         r = load(f, args.count)
+        runs.append(r)
         print(f"{r['file']}: {r['bytes'] / 1e6:.1f} MB, read in {r['seconds']:.2f} s, peak {r['peak_rss'] / 2**30:.2f} GiB, "
-              f"{r['cells']} cells" + (f", {r['shapes']:,} shapes" if args.count else ""))
+              f"{r['cells']} cells" + (f", {r['shapes']:,} shapes" if args.count else ""), flush=True)
+    if len(runs) > 1:  # e.g. the tile views of a block: view/block-L0/*.oas
+        print(f"{len(runs)} files, {sum(r['bytes'] for r in runs) / 1e6:.1f} MB: slowest read {max(r['seconds'] for r in runs):.2f} s, "
+              f"highest peak {max(r['peak_rss'] for r in runs) / 2**30:.2f} GiB")
 
 
 if __name__ == "__main__":

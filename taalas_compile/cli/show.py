@@ -159,7 +159,8 @@ def compiled(outdir: Path, doc: dict) -> None:
     large = doc["figures"]["fit"]["digits_total"] > MAX_OPEN_DIGITS
     out.print(f"view: [bold]{escape(shell(session_command(outdir)))}[/]"
               + (" (the overview: the masks are too large to open)" if large else ""), soft_wrap=True)
-    part, other = ("--tile L0.q_proj.r0c0", "another --tile") if large else ("--block L0", "--tile NAME")  # a large chip's block: too many vias
+    part, other = (("--tile L0.q_proj.r0c0", "--block L0: its outline view and one view per tile") if large  # a large chip's block: too many vias for one
+                   else ("--block L0", "--tile NAME"))
     out.print(f"part: [bold]{escape(f'taalas-compile view {outdir} {part} --open')}[/] (or {other}, --window X0,Y0,X1,Y1)", soft_wrap=True)
 
 

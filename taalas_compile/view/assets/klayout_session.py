@@ -43,7 +43,8 @@ def _layouts():
     if masks and man["figures"]["fit"]["digits_total"] <= MAX_MASK_DIGITS:
         return [os.path.join(HERE, masks), overview]
     print(f"{HERE}: {man['figures']['fit']['digits_total']:,} digit cells, too many to open; showing the overview. "
-          f"Cut a part of the masks with: taalas-compile view {HERE} --tile NAME (or --window X0,Y0,X1,Y1, --marker N; a whole block is too many vias)")
+          f"Cut a part of the masks with: taalas-compile view {HERE} --tile NAME (or --block B: its outline view and one view per tile; "
+          f"--window X0,Y0,X1,Y1, --marker N)")
     return [overview]
 
 
