@@ -46,7 +46,7 @@ class Viewed:
     command: list[str]  # the KLayout command line that opens it
     opened: bool  # KLayout was started
     tiles: tuple[View, ...] = ()  # a block above --max-vias: `view` is its abstract, these its tiles' views
-    tile_command: list[str] | None = None  # the KLayout command line for the first of them
+    tile_command: list[str] | None = None  # the KLayout command line for the one with the most vias
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,8 @@ def view_chip(chip: Path, sel: Selection, open_it: bool = False, max_vias: int |
     if open_it and shutil.which("klayout"):
         subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         opened = True
-    return Viewed(v, cmd, opened, tiles, session_command(chip, tiles[0].path) if tiles else None)
+    fullest = max(tiles, key=lambda t: t.vias) if tiles else None  # the example: the tile with the most vias
+    return Viewed(v, cmd, opened, tiles, session_command(chip, fullest.path) if fullest else None)
 
 
 __all__ = ["ChipMasks", "Selection", "Viewed", "make_block_views", "make_view", "open_masks", "shell", "view_chip"]
