@@ -20,7 +20,14 @@ from taalas_compile.config.die import Die
 from taalas_compile.die.cell_names import cell_name
 from taalas_compile.errors import UserError
 from taalas_compile.mapper.ir import Placement
-from taalas_compile.view.cut import TooManyVias, View, cut_view
+from taalas_compile.view.cut import (
+    Contents,
+    TooManyVias,
+    View,
+    check_vias,
+    view_contents,
+    write_view,
+)
 from taalas_compile.view.mask_cells import MaskCells
 from taalas_compile.view.region import (
     Region,
@@ -60,8 +67,11 @@ class ChipMasks:
     mc: MaskCells
     overview: Path | None
 
-    def cut(self, region: Region, path: Path, max_vias: int | None = None, **kw) -> View:
-        return cut_view(self.mc, region, self.die, self.doc, self.overview, path, max_vias, **kw)
+    def contents(self, region: Region, tiles: bool = True) -> Contents:
+        return view_contents(self.mc, region, self.die, self.doc, tiles)
+
+    def write(self, c: Contents, path: Path, note: str | None = None) -> View:
+        return write_view(self.mc, c, self.overview, path, note)
 
 
 def open_masks(chip: Path) -> ChipMasks:
@@ -87,31 +97,43 @@ def region_of(chip: Path, sel: Selection, pl, die) -> Region:
     return marker_region(chip / "signoff" / "violations.lyrdb", sel.marker)
 
 
+WAY_OUT = {  # what to look at instead of a region above --max-vias
+    "tile": "Look at a window inside it (--window X0,Y0,X1,Y1)",
+    "window": "Look at a smaller window or one tile (--tile NAME)",
+    "marker": "Look at a window around it (--window X0,Y0,X1,Y1)",
+}
+
+
 def make_view(chip: Path, sel: Selection, max_vias: int | None = None, masks: ChipMasks | None = None) -> View:
-    """DIR/view/<region>.oas for the selected region (see view/cut.py)."""
+    """DIR/view/<region>.oas for the selected region (see view/cut.py), refused above `max_vias`
+    vias before anything is written."""
     c = masks or open_masks(chip)
     region = region_of(chip, sel, c.pl, c.die)
-    return c.cut(region, chip / "view" / f"{region.label}.oas", max_vias)
+    contents = c.contents(region)
+    check_vias(contents, max_vias, WAY_OUT.get(region.label.split("-")[0], "Look at one of its tiles (--tile NAME)"))
+    return c.write(contents, chip / "view" / f"{region.label}.oas")
 
 
 def make_block_views(chip: Path, block: str, max_vias: int | None = None, masks: ChipMasks | None = None,
                      on_tile: Callable[[int, int], None] | None = None) -> tuple[View, tuple[View, ...]]:
     """A layer block as KLayout can hold it: DIR/view/block-B.oas, its abstract (no tile cells),
-    and DIR/view/block-B/tile-NAME.oas, one exact view per tile (each refused above `max_vias`).
-    `on_tile(done, total)` before the first tile and after each."""
+    and DIR/view/block-B/tile-NAME.oas, one exact view per tile. Every tile is checked against
+    `max_vias` before anything is written. `on_tile(done, total)` before the first tile and after each."""
     c = masks or open_masks(chip)
     region = block_region(c.pl, c.die, block)
-    names = [t.name for t in c.pl.tiles if t.block == block]
-    abstract = c.cut(region, chip / "view" / f"{region.label}.oas", tiles=False,
-                     note=f"{region.label}: tile outlines and routing; each tile's vias in view/{region.label}/tile-NAME.oas")
+    tiles = [c.contents(tile_region(c.pl, c.die, t.name)) for t in c.pl.tiles if t.block == block]
+    for t in tiles:
+        check_vias(t, max_vias, f"A tile of block {block} is the smallest part a block view splits into; "
+                                "look at a window inside it (--window X0,Y0,X1,Y1)")
+    abstract = c.write(c.contents(region, tiles=False), chip / "view" / f"{region.label}.oas",
+                       note=f"{region.label}: tile outlines and routing; each tile's vias in view/{region.label}/tile-NAME.oas")
     views: list[View] = []
     if on_tile is not None:
-        on_tile(0, len(names))
-    for name in names:
-        r = tile_region(c.pl, c.die, name)
-        views.append(c.cut(r, chip / "view" / region.label / f"{r.label}.oas", max_vias))
+        on_tile(0, len(tiles))
+    for t in tiles:
+        views.append(c.write(t, chip / "view" / region.label / f"{t.region.label}.oas"))
         if on_tile is not None:
-            on_tile(len(views), len(names))
+            on_tile(len(views), len(tiles))
     return abstract, tuple(views)
 
 

@@ -9,8 +9,11 @@ overview's reference shapes (OV_CONTEXT) as context.
       OV_CONTEXT     copied from chip.overview.oas
       VIEW_REF       the region's outline and, for a marker, its box and message (reference layers)
 
-A block abstract (`tiles=False`: a layer block too large for one layout) leaves the tile cells out:
+A block's abstract (`view_contents(tiles=False)`: a layer block too large for one layout) leaves the tile cells out:
 the routing in the region, the overview's outlines and names, and a note where the tiles' views are.
+
+`view_contents` decides what a view holds, `check_vias` refuses it above the budget and
+`write_view` writes it: so a caller checks every view it will write (a block's tiles) first.
 
 So the vias of a view are exactly the mask's vias in the region (tests/view/test_cut.py compares
 them with the sign-off's reader). GDSII masks and OASIS masks without a cell index are read whole
@@ -94,12 +97,20 @@ def via_count(mc: MaskCells, name: str, via: tuple[int, int], memo: dict[str, in
     return memo[name]
 
 
-def cut_view(mc: MaskCells, region: Region, die: Die, doc: dict, overview: Path | None, path: Path,
-             max_vias: int | None = None, tiles: bool = True, note: str | None = None) -> View:
-    """Write the view of `region` to `path` (see the module docstring); a region holding more than
-    `max_vias` vias is refused before anything is written (a file KLayout cannot open helps nobody).
-    `tiles=False`: the block abstract, no tile cells; `note`: a text on the region's outline."""
-    t0 = time.perf_counter()
+@dataclass(frozen=True)
+class Contents:
+    """What a view of `region` holds, decided before anything is written."""
+
+    region: Region
+    whole: list[tuple[str, np.ndarray]]  # tile cells copied as they are, with their origins
+    clip_body: list[bytes]  # VIEW_CLIP's records: the region's flat shapes
+    vias: int  # exactly the mask's vias in the region
+    clipped: int  # tile cells cut by the region
+
+
+def view_contents(mc: MaskCells, region: Region, die: Die, doc: dict, tiles: bool = True) -> Contents:
+    """The tile cells wholly inside `region` (OASIS masks with a cell index) and every other shape
+    in it, flat; `tiles=False`: no tile cell at all (a block's abstract)."""
     via = (die.layers.via.layer, die.layers.via.datatype)
     ext = rom_extents(doc, die.cell.pitch)
     whole, cut = [], []
@@ -128,31 +139,44 @@ def cut_view(mc: MaskCells, region: Region, die: Die, doc: dict, overview: Path 
         clip_body.append(rectangles(*key, boxes))
     counts: dict[str, int] = {}
     n_vias += sum(via_count(mc, cell, via, counts) * len(pts) for cell, pts in whole)
-    if max_vias is not None and n_vias > max_vias:
-        raise TooManyVias(f"view: {region.label} holds {n_vias:,} vias; KLayout needs about {n_vias * KLAYOUT_BYTES_PER_VIA / 2**30:.0f} GiB "
-                        f"to open them. Look at one of its tiles (--tile NAME) or a window (--window X0,Y0,X1,Y1), "
-                        f"or pass --max-vias {n_vias} to write it anyway", n_vias)
-    top = CellSpec(f"VIEW_{region.label}".replace(" ", "_"),
-                   refs=tuple(Ref(cell, int(x), int(y)) for cell, pts in whole for x, y in pts.tolist())
+    return Contents(region, whole, clip_body, n_vias, len(cut))
+
+
+def check_vias(c: Contents, max_vias: int | None, way_out: str) -> None:
+    """Refuse (`TooManyVias`) contents above `max_vias`, naming the count, the memory KLayout would
+    need and `way_out` (what to look at instead)."""
+    if max_vias is not None and c.vias > max_vias:
+        gib = c.vias * KLAYOUT_BYTES_PER_VIA / 2**30
+        raise TooManyVias(f"view: {c.region.label} holds {c.vias:,} vias; KLayout needs about {gib:.1f} GiB to open them. "
+                          f"{way_out}, or pass --max-vias {c.vias} to write it anyway", c.vias)
+
+
+def write_view(mc: MaskCells, c: Contents, overview: Path | None, path: Path, note: str | None = None,
+               t0: float | None = None) -> View:
+    """Write `c` to `path` (atomically) with the overview's context and the region's outline
+    (`note`: a text on it)."""
+    t0 = time.perf_counter() if t0 is None else t0
+    top = CellSpec(f"VIEW_{c.region.label}".replace(" ", "_"),
+                   refs=tuple(Ref(cell, int(x), int(y)) for cell, pts in c.whole for x, y in pts.tolist())
                    + (Ref("VIEW_CLIP"), *((Ref(CONTEXT),) if overview is not None else ()), Ref("VIEW_REF")))
 
     def write(p: Path) -> None:
         with MaskFile(p, "oasis") as f:
-            for name in (DIE_CELLS if whole else ()):
+            for name in (DIE_CELLS if c.whole else ()):
                 for chunk in mc.cell_bytes(name):
                     f.add(chunk)
-            for cell, _ in whole:
+            for cell, _ in c.whole:
                 for chunk in mc.cell_bytes(cell):
                     f.add(chunk)
-            f.add(oas.raw_cell("VIEW_CLIP", b"".join(clip_body)))
+            f.add(oas.raw_cell("VIEW_CLIP", b"".join(c.clip_body)))
             if overview is not None:
                 f.add(_context_bytes(overview))
-            f.add(oas.cell_bytes(reference_cell(region, note)))
+            f.add(oas.cell_bytes(reference_cell(c.region, note)))
             f.add(oas.cell_bytes(top))
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, write)
-    return View(path, region, n_vias, len(whole), len(cut), path.stat().st_size, time.perf_counter() - t0)
+    return View(path, c.region, c.vias, len(c.whole), c.clipped, path.stat().st_size, time.perf_counter() - t0)
 
 
 def reference_cell(region: Region, note: str | None = None) -> CellSpec:

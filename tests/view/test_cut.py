@@ -97,3 +97,13 @@ def test_a_block_above_max_vias_is_its_abstract_and_one_exact_view_per_tile(tiny
     names = {c.name for c in ly.each_cell()}
     assert {"OV_CONTEXT", "VIEW_CLIP", "VIEW_REF"} <= names and not any(n.startswith("T_") or n in ("ROMCELL", "SEL") for n in names)
     assert len(view_vias(tiny_oasis / "view" / "block-L1.oas", die)) < whole.vias
+
+
+def test_a_block_with_a_tile_above_max_vias_writes_nothing(tiny_oasis):
+    """Each tile of a split block is checked before any file is written: one line, exit 2."""
+    n = make_view(tiny_oasis, Selection(tile="L1.up_proj.r0c0")).vias
+    shutil.rmtree(tiny_oasis / "view")
+    p = subprocess.run([shutil.which("taalas-compile"), "view", str(tiny_oasis), "--block", "L1", "--max-vias", str(n - 1)],
+                       check=False, capture_output=True, text=True)
+    assert p.returncode == 2 and "holds" in p.stderr and "--window" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and not (tiny_oasis / "view").exists()
