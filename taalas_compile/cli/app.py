@@ -161,17 +161,9 @@ def view(chip: ChipDir,
     """
     from taalas_compile.view.command import Selection, view_chip
 
-    with show.steps("view") as step:
-        advance = None
-
-        def on_tile(done: int, total: int) -> None:  # a block above --max-vias, cut tile by tile
-            nonlocal advance
-            if advance is None:
-                step(f"{block}: over --max-vias, its abstract and one view per tile")
-                advance = step.bar("tile views", total, "")
-            advance(1 if done else 0)
-
-        viewed = view_chip(chip, Selection(tile, block, window, marker), open_it, max_vias, on_tile)
+    with show.steps("view") as step:  # a block above --max-vias is written tile by tile
+        viewed = view_chip(chip, Selection(tile, block, window, marker), open_it, max_vias,
+                           show.counted(step, f"{block}: over --max-vias, its abstract and one view per tile", "tile views"))
     show.viewed(viewed)
 
 

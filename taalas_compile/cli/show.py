@@ -84,6 +84,21 @@ def steps(what: str, quiet: bool = False):
         s._finish()
 
 
+def counted(step: _Steps, name: str, bar: str):
+    """`on(done, total)` for work reported as done-of-total: starts step `name` with a bar on its
+    first call (done 0), then advances it."""
+    advance = None
+
+    def on(done: int, total: int) -> None:
+        nonlocal advance
+        if advance is None:
+            step(name)
+            advance = step.bar(bar, total, "")
+        advance(1 if done else 0)
+
+    return on
+
+
 def _num(x: float | None, spec: str) -> str:
     """A figure of a sign-off result; None is a value that was not finite (signoff.json writes null)."""
     return "not finite" if x is None else format(x, spec)
