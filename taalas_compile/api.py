@@ -105,9 +105,9 @@ def compile_model(model, tokenizer=None, die: str = "auto", out: str | Path = "o
 def verify(out: str | Path, tokens: int = 8) -> dict:
     """Sign off the chip in `out` (DRC, LVS, emulation of the extracted chip): the result `verify
     --json` prints; `["passed"]` is True only when every check passed."""
-    from taalas_compile.signoff.verify import verify as run_verify
+    from taalas_compile.signoff.system import verify_dir
 
-    return run_verify(Path(out), tokens, lambda s: None, None)
+    return verify_dir(Path(out), tokens, lambda s: None, None)
 
 
 def emulate(out: str | Path, prompt: str, tokens: int = 32) -> str:

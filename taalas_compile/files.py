@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -100,13 +101,17 @@ COMPILE_ENTRIES = frozenset({"chip.gds", "chip.oas", "chip.lyp", "netlist.json",
                              "manifest.json", "run.json", "recipe.toml", "roms", "signoff", "plan",
                              "chip.overview.oas", "klayout_session.py", "view"})
 MANIFEST_FORMAT = "taalas-manifest"
+# ... and what a multi-die system compile writes besides (system/files.py): its two files, one
+# directory per die, and each die's staging directory and block cache while it is built.
+SYSTEM_ENTRY = re.compile(r"system\.json|system-netlist\.json|die\d+|\.die\d+\.(partial|blocks|old)")
 
 
-def check_output_dir(out: Path, inputs: Iterable[Path | None] = ()) -> Path:
+def check_output_dir(out: Path, inputs: Iterable[Path | None] = (), system: bool = False) -> Path:
     """Refuse an output directory a compile must not replace; return it made absolute.
 
     A compile replaces `out` whole, so `out` must be new, empty, or hold only what a compile writes
-    (`COMPILE_ENTRIES`; a manifest.json must be a compile's). Never the current directory or one
+    (`COMPILE_ENTRIES`; a manifest.json must be a compile's; for a multi-die `system`, also a
+    system's files and die directories, `SYSTEM_ENTRY`). Never the current directory or one
     above it, never a directory holding one of the compile's `inputs` (checkpoint, recipe,
     tokenizer, calibration text), never a file."""
     out = Path(os.path.abspath(out))
@@ -124,7 +129,8 @@ def check_output_dir(out: Path, inputs: Iterable[Path | None] = ()) -> Path:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: is a file; a compile writes a directory there (choose another --out)")
     if out.is_dir():
-        foreign = sorted(e.name for e in out.iterdir() if e.name not in COMPILE_ENTRIES)
+        was_system = system or (out / "system.json").is_file()  # a system compiled there before
+        foreign = sorted(e.name for e in out.iterdir() if e.name not in COMPILE_ENTRIES and not (was_system and SYSTEM_ENTRY.fullmatch(e.name)))
         if foreign:
             raise UserError(f"--out {out}: holds {foreign[0]!r}{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}, "
                             "which no compile wrote; refusing to replace it (move it away or choose another --out)")

@@ -35,7 +35,8 @@ def outputs_record(out: Path, known: dict[str, str] | None = None) -> dict:
     return {rel(p, out): {"bytes": p.stat().st_size, "sha256": known.get(rel(p, out)) or sha256(p)} for p in files}
 
 
-def manifest(inp, c, out: Path, known: dict[str, str] | None = None) -> dict:
+def manifest(inp, c, out: Path, known: dict[str, str] | None = None, system: dict | None = None) -> dict:
+    """manifest.json of a chip; `system`: its place in a multi-die system (die index, dies, blocks)."""
     weights = dict(inp.source.fingerprint())
     weights["path"] = None if inp.weights_path is None else rel(inp.weights_path, out)
     weights["files"] = [{**f, "path": rel(Path(f["path"]), out)} for f in weights.get("files", [])]
@@ -67,7 +68,7 @@ def manifest(inp, c, out: Path, known: dict[str, str] | None = None) -> dict:
         "bits": {name: spec.bits for name, spec in c.specs.items()},
         "quant": quant_record(inp, c),
         "calibration": calibration_record(inp, c, out),
-    }
+    } | ({} if system is None else {"system": system})
 
 
 def mask_figures(outputs: dict, n_weights: int) -> dict:

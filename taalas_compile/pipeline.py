@@ -33,10 +33,11 @@ from taalas_compile.backend.masks import assemble_masks, part_chunks, write_lyp
 from taalas_compile.backend.netlist import write_netlist
 from taalas_compile.backend.render import Figure, legend, render_floorplan
 from taalas_compile.backend.roms import const_param
-from taalas_compile.backend.volume import auto_jobs, check_resources
+from taalas_compile.backend.volume import auto_jobs, check_resources, output_bytes
 from taalas_compile.config.recipe_toml import recipe_toml
 from taalas_compile.die.geometry import Geometry
-from taalas_compile.etch import choose_bits, etch
+from taalas_compile.errors import UserError
+from taalas_compile.etch import Bits, choose_bits, etch
 from taalas_compile.executor import ExecutorCfg, run_jobs
 from taalas_compile.files import (
     block_cache,
@@ -52,12 +53,16 @@ from taalas_compile.mapper.ir import Placement
 from taalas_compile.mapper.place import map_graph
 from taalas_compile.mapper.refine import refine_placement
 from taalas_compile.mapper.route import Routing, route_nets
+from taalas_compile.plan.estimate import fits_one_die, model_fit
+from taalas_compile.plan.partition import Cut, partition_model, stage_graph
 from taalas_compile.quant.bits import Allocation
 from taalas_compile.quant.cache import stream_store
 from taalas_compile.quant.calibrate import Calibration
 from taalas_compile.quant.codes import QuantSpec
 from taalas_compile.quant.etched import Etched
 from taalas_compile.quant.stream import StreamResult, replay_quality, resolve_device
+from taalas_compile.system.files import NETLIST_FILE, SYSTEM_FILE, write_system_files
+from taalas_compile.system.ir import System, system_of
 from taalas_compile.timing import step_timer
 from taalas_compile.view.overview import write_overview
 from taalas_compile.view.session import write_session
@@ -85,35 +90,60 @@ class CompileOptions:
     fmt: str = "gds"  # mask format: "gds" or "oasis"
     executor: ExecutorCfg = field(default_factory=ExecutorCfg)
     on_unit: Callable[[str], None] = lambda unit: None  # after each streamed-quantizer unit (tests interrupt there)
+    only_die: int | None = None  # of a multi-die system, build this die alone (the system files too)
 
 
 def compile_ir(inp: Inputs, step: Callable[[str], None] = lambda s: None, check: Callable | None = None,
                bar: Callable | None = None, store: Path | None = None,
-               on_unit: Callable[[str], None] = lambda unit: None) -> Compiled:
+               on_unit: Callable[[str], None] = lambda unit: None, bits: Bits | None = None) -> Compiled:
     """Everything that needs the whole model, up to (not including) the per-block work.
     `check(placement)` runs before any weight is quantized (the disk and memory pre-flight; a
     measured bit policy has read the weights once already to measure sensitivity). With
     calibration data the codes are quantized as a stream through the decoder, one unit (layer) at
-    a time, into unit files in `store` (default: the quant cache; `quant_store`)."""
+    a time, into unit files in `store` (default: the quant cache; `quant_store`). `bits`: the
+    allocation when the caller made it already (`choose_bits`)."""
     t: dict[str, float] = {}
     timed = step_timer(t, step)
-    r, die, src = inp.recipe, inp.die, inp.source
-    bits = choose_bits(inp, timed)  # graph, calibration windows, bits + group per tensor (etch.py)
-    graph, calib, alloc, specs = bits.graph, bits.calib, bits.allocation, bits.specs
-    for note in alloc.notes:
-        step(f"note: {note}")
-    placement = timed("map", map_graph, graph, specs, die, r.target)  # tiles on sites, nets
-    placement = timed("place", refine_placement, placement, die)  # less wirelength, same sites' kinds
-    routing = timed("route", route_nets, placement, die)  # nets on channels and feedthroughs
+    bits = bits or choose_bits(inp, timed)  # graph, calibration windows, bits + group per tensor (etch.py)
+    announce_notes(bits, step)
+    placement, routing = map_chip(bits.graph, bits.specs, inp, timed)
     if check is not None:
         check(placement)
+    q = quantize_model(inp, bits, store, timed, t, bar, on_unit)
+    return Compiled(bits.graph, bits.specs, q.etched, placement, routing, t, bits.allocation, bits.calib, q.quality, q.stream)
+
+
+def announce_notes(bits: Bits, step: Callable[[str], None]) -> None:
+    for note in bits.allocation.notes:
+        step(f"note: {note}")
+
+
+def map_chip(graph: nx.DiGraph, specs: dict[str, QuantSpec], inp: Inputs, timed: Callable, what: str = "") -> tuple[Placement, Routing]:
+    """A model graph (a whole model, or one die's stage of a system) on the die: mapped, placed, routed."""
+    die, target = inp.die, inp.recipe.target
+    placement = timed(f"map{what}", map_graph, graph, specs, die, target)  # tiles on sites, nets
+    placement = timed(f"place{what}", refine_placement, placement, die)  # less wirelength, same sites' kinds
+    routing = timed(f"route{what}", route_nets, placement, die)  # nets on channels and feedthroughs
+    return placement, routing
+
+
+@dataclass(frozen=True)
+class Quantized:
+    etched: Etched
+    stream: StreamResult | None
+    quality: dict | None
+
+
+def quantize_model(inp: Inputs, bits: Bits, store: Path | None, timed: Callable, t: dict[str, float],
+                   bar: Callable | None = None, on_unit: Callable[[str], None] = lambda unit: None) -> Quantized:
+    """The codes of every tensor (etch.py) and the quality measured on the calibration windows."""
     quantize = partial(etch, inp, bits, store, bar=bar, on_unit=on_unit)
-    etched, stream = timed(f"quantize ({alloc.method})", quantize)  # codes: unit files (calibrated) or RTN per block
-    quality = stream.quality if stream else timed("measure quality", calib_quality, src, etched, calib, die.arith.act_bits,
-                                                  r.quant.device)
+    etched, stream = timed(f"quantize ({bits.allocation.method})", quantize)  # codes: unit files (calibrated) or RTN per block
+    quality = stream.quality if stream else timed("measure quality", calib_quality, inp.source, etched, bits.calib,
+                                                  inp.die.arith.act_bits, inp.recipe.quant.device)
     if stream:
         t |= {f"quantize {u}": s for u, s in stream.seconds.items()}
-    return Compiled(graph, specs, etched, placement, routing, t, alloc, calib, quality, stream)
+    return Quantized(etched, stream, quality)
 
 
 def calib_quality(src, etched: Etched, calib: Calibration | None, act_bits: int, device: str = "auto") -> dict | None:
@@ -186,25 +216,114 @@ def local_jobs(ex: ExecutorCfg, pl: Placement) -> int:
 
 def compile_chip(inp: Inputs, out: Path, step: Callable[[str], None] = lambda s: None,
                  opts: CompileOptions = CompileOptions(), bar: Callable | None = None) -> dict:
-    """Compile and write `out/`: masks, layer properties, netlist and ROM images, graph, manifest.
+    """Compile and write `out/`: masks, layer properties, netlist and ROM images, graph, manifest;
+    for a model split over several dies (`system_cuts`), a system directory of one such chip
+    directory per die (`opts.only_die`: that die alone) plus the system files (system/files.py).
 
     Per-block results go to a block cache beside `out` (kept until the compile completes, so an
     interrupted compile resumes there); everything else is written into a staging directory that
-    replaces `out` only when complete. `out` must be new, empty or a previous compile's output
-    (`files.check_output_dir`), and one compile at a time writes it (`files.output_lock`).
-    `bar(name, total, unit)` returns a progress callback."""
+    replaces `out` (each die's directory) only when complete. `out` must be new, empty or a previous
+    compile's output (`files.check_output_dir`), and one compile at a time writes it
+    (`files.output_lock`). `bar(name, total, unit)` returns a progress callback. Returns the
+    manifest (of the last die written, for a system)."""
     inp = with_output_format(inp, opts.fmt)  # so recipe.toml and the manifest state the format written
-    out = check_output_dir(out, [inp.weights_path, inp.recipe_path, inp.tokenizer_path, inp.calib.path if inp.calib else None])
+    t: dict[str, float] = {}
+    bits = choose_bits(inp, step_timer(t, step))
+    cuts = system_cuts(bits, inp)
+    inputs = [inp.weights_path, inp.recipe_path, inp.tokenizer_path, inp.calib.path if inp.calib else None]
+    if cuts is None:
+        if opts.only_die is not None:
+            raise UserError(f"--only-die {opts.only_die}: {inp.recipe.name} fits one {inp.die.name} die; compile it without --only-die")
+        out = check_output_dir(out, inputs)
+        with output_lock(out):
+            return _compile_locked(inp, out, step, opts, bar, bits, t)
+    system = system_of(inp.recipe.name, inp.die.name, inp.source.args.dim, cuts)
+    if opts.only_die is not None and not 0 <= opts.only_die < len(system.dies):
+        raise UserError(f"--only-die {opts.only_die}: {inp.recipe.name} is a system of {len(system.dies)} {inp.die.name} dies (0..{len(system.dies) - 1})")
+    out = check_output_dir(out, inputs, system=True)
     with output_lock(out):
-        return _compile_locked(inp, out, step, opts, bar)
+        return _compile_system(inp, out, step, opts, bar, bits, system, t)
 
 
-def _compile_locked(inp: Inputs, out: Path, step: Callable[[str], None], opts: CompileOptions, bar: Callable | None) -> dict:
+def system_cuts(bits: Bits, inp: Inputs) -> list[Cut] | None:
+    """The pipeline stages of a model that takes several dies (`[target] dies`, or it does not fit
+    one: plan/partition.partition_model); None for a one-die chip."""
+    target = inp.recipe.target
+    if target.dies == 1:
+        return None
+    if target.dies is None:
+        _, total, have = model_fit(bits.graph, bits.specs, inp.die, target)
+        if fits_one_die(total, have):
+            return None
+    return partition_model(bits.graph, bits.specs, inp.die, target)
+
+
+def _compile_locked(inp: Inputs, out: Path, step: Callable[[str], None], opts: CompileOptions, bar: Callable | None,
+                    bits: Bits, t: dict[str, float]) -> dict:
     ex = opts.executor
     qstore = quant_store(out)
     c = compile_ir(inp, step, check=lambda pl: check_resources(pl, inp.die, out, opts.fmt, local_jobs(ex, pl)), bar=bar,
-                   store=qstore, on_unit=opts.on_unit)
-    ex = replace(ex, jobs=local_jobs(ex, c.placement))
+                   store=qstore, on_unit=opts.on_unit, bits=bits)
+    c.seconds = t | c.seconds
+    doc = build_chip(inp, c, out, step, opts, bar)
+    if qstore != stream_store():  # the compile's own unit files (cache off): done with them
+        shutil.rmtree(qstore, ignore_errors=True)
+    return doc
+
+
+def _compile_system(inp: Inputs, out: Path, step: Callable[[str], None], opts: CompileOptions, bar: Callable | None,
+                    bits: Bits, system: System, t: dict[str, float]) -> dict:
+    """Every die of `system` (or `opts.only_die`) mapped, then the model quantized once, then each
+    die built into `out/dieK/` exactly as a one-die chip; the system files next to them."""
+    ex = opts.executor
+    timed = step_timer(t, step)
+    announce_notes(bits, step)
+    build = [d for d in system.dies if opts.only_die in (None, d.index)]
+    step(f"note: {len(system.dies)} {inp.die.name} dies: " + ", ".join(f"die {d.index} {d.blocks[0]}..{d.blocks[-1]}" for d in system.dies)
+         + ("" if opts.only_die is None else f"; building die {opts.only_die} only"))
+    mapped = {}
+    for d in build:
+        g = stage_graph(bits.graph, d.blocks)
+        mapped[d.index] = (g, *map_chip(g, bits.specs, inp, timed, f" die {d.index}"))
+    sizes = {k: output_bytes(pl, inp.die, opts.fmt) for k, (_, pl, _) in mapped.items()}
+    for k, (_, pl, _) in mapped.items():
+        check_resources(pl, inp.die, out / f"die{k}", opts.fmt, local_jobs(ex, pl), sum(sizes.values()) - sizes[k])
+    qstore = quant_store(out)
+    q = quantize_model(inp, bits, qstore, timed, t, bar, opts.on_unit)
+    write_system_files(out, system, inp)
+    remove_stale(out, system)
+    doc: dict = {}
+    for d in build:
+        g, pl, routing = mapped[d.index]
+        params = {s.slice.param for s in pl.tiles if s.slice} | {p.name for n in g.nodes for p in g.nodes[n]["op"].params if p.kind == "weight"}
+        specs = {name: spec for name, spec in bits.specs.items() if name in params}
+        c = Compiled(g, specs, q.etched, pl, routing, dict(t), bits.allocation, bits.calib, q.quality, q.stream)
+        step(f"die {d.index}: {d.blocks[0]}..{d.blocks[-1]}")
+        doc = build_chip(inp, c, out / d.dir, step, opts, bar, {"die": d.index, "dies": len(system.dies), "blocks": list(d.blocks)})
+    if qstore != stream_store():
+        shutil.rmtree(qstore, ignore_errors=True)
+    return doc
+
+
+def remove_stale(out: Path, system: System) -> None:
+    """What an earlier compile left in `out` that is not part of this system (a one-die chip's
+    files, dies past the last, a stale sign-off or plan). This system's dies stay until each is
+    rebuilt: with --only-die, the others are kept."""
+    keep = {SYSTEM_FILE, NETLIST_FILE} | {d.dir for d in system.dies}
+    for e in out.iterdir():
+        if e.name in keep or e.name.startswith("."):  # .dieK.blocks: a resumed compile's finished blocks
+            continue
+        if e.is_dir():
+            shutil.rmtree(e)
+        else:
+            e.unlink()
+
+
+def build_chip(inp: Inputs, c: Compiled, out: Path, step: Callable[[str], None], opts: CompileOptions, bar: Callable | None,
+               system: dict | None = None) -> dict:
+    """The per-block work and the outputs of one chip (a one-die compile, or one die of a system:
+    `system` its place, recorded in the manifest), staged and put in place of `out`."""
+    ex = replace(opts.executor, jobs=local_jobs(opts.executor, c.placement))
     timed = step_timer(c.seconds, step)
     jobs = timed("plan blocks", block_jobs, c, inp, opts.fmt)
     cache = block_cache(out)
@@ -216,17 +335,18 @@ def _compile_locked(inp: Inputs, out: Path, step: Callable[[str], None], opts: C
         masks = MASKS[opts.fmt]
         rom_files = timed("collect roms", collect_roms, results, cache, tmp)
         parts = part_chunks(cache / r.part for r in results)  # the blocks' cells, streamed from the block cache
-        mask_sha = timed("assemble masks", assemble_masks, tmp / masks, inp.recipe.name, c.placement, c.routing, inp.die, opts.fmt, parts)
+        name = inp.recipe.name if system is None else f"{inp.recipe.name}_die{system['die']}"
+        mask_sha = timed("assemble masks", assemble_masks, tmp / masks, name, c.placement, c.routing, inp.die, opts.fmt, parts)
         metas = {name: m for r in results for name, m in r.tiles.items()}
         timed("write netlist", write_netlist, tmp, c.placement, metas, inp.die, masks, rom_files)
         write_lyp(tmp / "chip.lyp", inp.die)
-        timed("write overview", write_overview, tmp / "chip.overview.oas", inp.recipe.name, c.placement, c.routing, inp.die)
+        timed("write overview", write_overview, tmp / "chip.overview.oas", name, c.placement, c.routing, inp.die)
         write_session(tmp)  # klayout_session.py: masks (or a view) + overview + markers in KLayout
         drawn = tmp / masks if sum(m.digits for m in metas.values()) <= RENDER_FROM_MASKS_DIGITS else None  # billions of vias: the overview alone
-        timed("render floorplan", render_floorplan, drawn, tmp / "chip.overview.oas", tmp / "chip.lyp", tmp / "floorplan.png", figure(inp, c))
+        timed("render floorplan", render_floorplan, drawn, tmp / "chip.overview.oas", tmp / "chip.lyp", tmp / "floorplan.png", figure(inp, c, system))
         (tmp / "graph.json").write_text(json.dumps(graph_to_json(c.graph), indent=1) + "\n")
         (tmp / RECIPE_FILE).write_text(recipe_toml(inp.recipe))  # the resolved recipe: the same chip again from it
-        doc = manifest(inp, c, tmp, {masks: mask_sha, **{rom_files[r.block]: r.roms_sha256 for r in results}})
+        doc = manifest(inp, c, tmp, {masks: mask_sha, **{rom_files[r.block]: r.roms_sha256 for r in results}}, system)
         (tmp / "manifest.json").write_text(json.dumps(doc, indent=1) + "\n")
         # the one file that is not reproducible: how this run went
         run = {"seconds": c.seconds, "router": [asdict(it) for it in c.routing.iterations],
@@ -241,17 +361,15 @@ def _compile_locked(inp: Inputs, out: Path, step: Callable[[str], None], opts: C
         (tmp / "run.json").write_text(json.dumps(run, indent=1) + "\n")
         replace_dir(tmp, out)
     shutil.rmtree(cache, ignore_errors=True)
-    if qstore != stream_store():  # the compile's own unit files (cache off): done with them
-        shutil.rmtree(qstore, ignore_errors=True)
     return doc
 
 
-
-def figure(inp: Inputs, c: Compiled) -> Figure:
+def figure(inp: Inputs, c: Compiled, system: dict | None = None) -> Figure:
     """floorplan.png's title and legend."""
     n = inp.source.args.n_params
     params = f"{n / 1e9:.1f} B" if n >= 1e9 else f"{n / 1e6:.1f} M" if n >= 1e6 else f"{n / 1e3:.0f} K"
-    title = f"{inp.recipe.name} on die {inp.die.name}: {params} parameters, {len(c.placement.tiles):,} tiles"
+    where = f"die {inp.die.name}" if system is None else f"die {system['die']} of {system['dies']} ({inp.die.name}, {system['blocks'][0]}..{system['blocks'][-1]})"
+    title = f"{inp.recipe.name} on {where}: {params} parameters, {len(c.placement.tiles):,} tiles"
     return Figure(title, Geometry(inp.die).size, legend(inp.die))
 
 

@@ -21,8 +21,9 @@ from taalas_compile.die import rom_format as rf
 from taalas_compile.die.program import Io, decode
 from taalas_compile.emulator.chip import from_netlist
 from taalas_compile.emulator.cycles import CycleModel
-from taalas_compile.emulator.lora import load_lora
-from taalas_compile.emulator.run import Emulator
+from taalas_compile.emulator.lora import load_lora, load_lora_dies
+from taalas_compile.emulator.run import Driver, Emulator
+from taalas_compile.emulator.system import SystemCycles, SystemEmulator
 from taalas_compile.emulator.tiles import EmulationError
 from taalas_compile.emulator.trace import (
     compare_stages,
@@ -37,6 +38,7 @@ from taalas_compile.model.perplexity import compare, make_windows
 from taalas_compile.model.tokenizer import Tokenizer, bos_id_of
 from taalas_compile.quant.bits import bits_per_weight
 from taalas_compile.reference import build_references
+from taalas_compile.system.files import die_manifests, is_system, read_system
 
 
 def prompt_ids(prompt: str, tok: Tokenizer | None, bos: int, vocab: int) -> list[int]:
@@ -87,42 +89,58 @@ class Emulation:
     trace: dict | None = None
 
 
-def load_chip(out: Path) -> tuple[dict, Emulator, Die, Tokenizer | None]:
-    """(manifest, emulator of the chip's netlist, die, tokenizer or None) of a compile output directory."""
+def load_chip(out: Path) -> tuple[dict, Driver, Die, Tokenizer | None]:
+    """(manifest, emulator of the chip's netlist, die, tokenizer or None) of a compile output
+    directory; of a multi-die system, die 0's manifest and the dies chained (`SystemEmulator`)."""
     from taalas_compile.model.tokenizer import load_tokenizer
 
-    man = read_manifest(out)
-    pl, roms, _ = read_netlist(out)
-    die = chip_die(out, man)
+    dirs = system_dies(out)
+    man = read_manifest(dirs[0])
+    die = chip_die(dirs[0], man)
     tok = None
     if man.get("tokenizer"):
-        tpath = (out / man["tokenizer"]["path"]).resolve()
+        tpath = (dirs[0] / man["tokenizer"]["path"]).resolve()
         if not tpath.is_file():
-            raise UserError(f"tokenizer {tpath} recorded in {out}/manifest.json is missing")
+            raise UserError(f"tokenizer {tpath} recorded in {dirs[0]}/manifest.json is missing")
         tok = load_tokenizer(tpath)
     try:
-        return man, Emulator(from_netlist(pl, roms, die)), die, tok
+        emus = [Emulator(from_netlist(*read_netlist(d)[:2], die)) for d in dirs]
+        return man, emus[0] if len(emus) == 1 else SystemEmulator(emus), die, tok
     except EmulationError as e:
         raise UserError(f"emulation failed: {e}") from None
+
+
+def system_dies(out: Path) -> list[Path]:
+    """The chip directories of `out`: itself, or each die of the system in it (checked: all
+    present, one recipe, one base die)."""
+    if not is_system(out):
+        return [out]
+    s, doc = read_system(out)
+    die_manifests(out, s, doc)
+    return [out / d.dir for d in s.dies]
 
 
 def emulate_chip(out: Path, prompts: list[str], n: int, lora: Path | None = None, trace: bool = False,
                  trace_out: Path | None = None) -> Emulation:
     """Greedy generation on the emulator for every prompt at once (sequences in flight), with an
     optional LoRA adapter loaded into the chip's SRAM; `trace` also runs the quantized reference on
-    the first sequence and compares them layer by layer (`trace_out`: save both as safetensors)."""
+    the first sequence and compares them layer by layer (`trace_out`: save both as safetensors).
+    A multi-die system runs its dies chained through the links, timed with them."""
     check_count(n, "--tokens", 1, "nothing to generate")
     man, emu, die, tok = load_chip(out)
     ids = [prompt_ids(p, tok, man.get("bos_id", 1), chip_vocab(emu)) for p in prompts]
     check_tokens(man, n, max(map(len, ids)))
     adapter = load_adapter(lora) if lora is not None else None
-    load_lora(emu, adapter)
+    if isinstance(emu, SystemEmulator):
+        load_lora_dies(emu.dies, adapter)
+    else:
+        load_lora(emu, adapter)
     try:
         new = emu.generate_batch(ids, n)
-        timing = CycleModel(emu, die).report(emu.positions)
-        res = Emulation(ids, new, tok, timing)
+        cycles = SystemCycles(emu, die) if isinstance(emu, SystemEmulator) else CycleModel(emu, die)
+        res = Emulation(ids, new, tok, cycles.report(emu.positions))
         if trace or trace_out is not None:
-            res.trace = trace_chip(out, man, emu, ids[0] + new[0][:-1], adapter, trace_out)
+            res.trace = trace_chip(system_dies(out)[0], man, emu, ids[0] + new[0][:-1], adapter, trace_out)
     except EmulationError as e:
         raise UserError(f"emulation failed: {e}") from None
     return res

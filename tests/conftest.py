@@ -51,3 +51,22 @@ def tiny_ir():
     inp = resolve("tiny-llama")
     c = compile_ir(inp)
     return inp, types.SimpleNamespace(**vars(c), roms=chip_roms(c, inp))
+
+
+@pytest.fixture(scope="session")
+def system_ckpt(tmp_path_factory) -> Path:
+    """A 2.2 M-parameter Hugging Face Llama checkpoint (hf_checkpoints.SYSTEM_ARGS): three mini dies."""
+    from hf_checkpoints import SYSTEM_ARGS, write_checkpoint
+
+    return write_checkpoint(tmp_path_factory.mktemp("system") / "m3", SYSTEM_ARGS)
+
+
+@pytest.fixture(scope="session")
+def system_chip(tmp_path_factory, system_ckpt) -> Path:
+    """`system_ckpt` compiled once on the mini die: a system directory of three dies."""
+    from taalas_compile.inputs import resolve
+    from taalas_compile.pipeline import compile_chip
+
+    out = tmp_path_factory.mktemp("chips") / "m3"
+    compile_chip(resolve(str(system_ckpt), None, None, "mini"), out)
+    return out

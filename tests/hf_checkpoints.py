@@ -28,6 +28,9 @@ SHAPES = {
                                   rope_theta=500000.0, rope_scaling=RopeScaling(original_max_position_embeddings=128)), torch.bfloat16, None),
 }
 
+# a 2.2 M-parameter Llama that does not fit one mini die: compiled as a system of 3 (tests/e2e/test_multi_die.py)
+SYSTEM_ARGS = ModelArgs(dim=256, n_layers=3, n_heads=8, n_kv_heads=4, hidden_dim=640, vocab_size=320, max_seq_len=256)
+
 
 def tokenizer_json(path: Path, vocab: int) -> None:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers

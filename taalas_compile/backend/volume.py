@@ -29,12 +29,19 @@ def _probe(out: Path) -> Path:
     return out if out.exists() else next((p for p in out.resolve().parents if p.exists()), Path("."))
 
 
-def check_resources(pl: Placement, die: Die, out: Path, fmt: str = "gds", jobs: int = 1) -> None:
+def output_bytes(pl: Placement, die: Die, fmt: str) -> int:
+    """Bytes a compiled chip's masks and ROM images take (estimate)."""
+    digits = fit(pl, die)["digits_total"]
+    return mask_bytes_estimate(digits, fmt) + digits * ROM_BYTES_PER_DIGIT
+
+
+def check_resources(pl: Placement, die: Die, out: Path, fmt: str = "gds", jobs: int = 1, others: int = 0) -> None:
     """Refuse before any weight is read when the outputs would not fit on disk (the masks twice:
-    block parts, then the assembled file; plus the ROM images) or the block workers in memory."""
+    block parts, then the assembled file; plus the ROM images; plus `others` bytes the other dies
+    of a system compile write) or the block workers in memory."""
     digits = fit(pl, die)["digits_total"]
     masks = mask_bytes_estimate(digits, fmt)
-    need = 2 * masks + digits * ROM_BYTES_PER_DIGIT
+    need = 2 * masks + digits * ROM_BYTES_PER_DIGIT + others
     probe = _probe(out)
     free = shutil.disk_usage(probe).free
     if need > free:

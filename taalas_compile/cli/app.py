@@ -72,6 +72,7 @@ def compile_cmd(recipe: Recipe, weights: Weights = None, tokenizer: Tokenizer = 
                 executor: Annotated[ExecutorKind, typer.Option(help="Where the per-block work runs: local processes or a Dask cluster.")] = ExecutorKind.local,
                 scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address for --executor dask, e.g. tcp://10.0.0.5:8786.")] = None,
                 device: DeviceOpt = None,
+                only_die: Annotated[int | None, typer.Option("--only-die", help="Of a model split over several dies, compile die K alone into DIR/dieK (with the system files); dies built anywhere assemble into the same bytes as one whole compile.")] = None,
                 recipe_out: Annotated[Path | None, typer.Option("--recipe-out", help="Only write the resolved recipe (TOML) here, a starting point for hand tuning; compile nothing.")] = None) -> None:
     """Compile RECIPE into masks (GDSII or OASIS), layer properties, netlist and manifest.
 
@@ -108,25 +109,33 @@ def compile_cmd(recipe: Recipe, weights: Weights = None, tokenizer: Tokenizer = 
         return
     out = out or Path("out") / inp.recipe.name
     opts = CompileOptions(fmt=(fmt.value if fmt else inp.recipe.output.format),
-                          executor=ExecutorCfg(jobs=jobs, kind=executor.value, scheduler=scheduler))
+                          executor=ExecutorCfg(jobs=jobs, kind=executor.value, scheduler=scheduler), only_die=only_die)
     with show.steps("compile") as step:
         doc = compile_chip(inp, out, step, opts, bar=step.bar)
-    show.compiled(out, doc)
+    if "system" in doc:
+        from taalas_compile.system.files import built_dies
+
+        show.compiled_system(out, built_dies(out))
+    else:
+        show.compiled(out, doc)
 
 
 @app.command()
 def verify(chip: ChipDir, json_out: JsonFlag = False,
            tokens: Annotated[int, typer.Option(help="Tokens the emulator runs against the reference.")] = 8,
-           jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Worker processes reading the ROM tiles of a chip signed off cell by cell (default: one per core, as many as half the memory holds).")] = None) -> None:
+           jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Worker processes reading the ROM tiles of a chip signed off cell by cell (default: one per core, as many as half the memory holds).")] = None,
+           die: Annotated[int | None, typer.Option("--die", help="Of a multi-die system: sign off die K alone.")] = None) -> None:
     """Sign off a compiled chip: DRC, LVS against the netlist, emulation of the extracted chip.
 
+    A multi-die system is signed off die by die (findings named with the die) and emulated with
+    its dies teacher-forced at the die boundaries.
     Exit code 0 only if every check passes; the findings do not depend on --jobs.
     Example: `taalas-compile verify out/tiny-llama`
     """
-    from taalas_compile.signoff.verify import verify as run_verify
+    from taalas_compile.signoff.system import verify_dir
 
     with show.steps("verify", quiet=json_out) as step:
-        res = run_verify(chip, tokens, step, jobs)
+        res = verify_dir(chip, tokens, step, jobs, die)
     if json_out:
         print(json.dumps(res, indent=1))
     else:

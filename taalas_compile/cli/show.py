@@ -179,6 +179,28 @@ def compiled(outdir: Path, doc: dict) -> None:
     out.print(f"part: [bold]{escape(f'taalas-compile view {outdir} {part} --open')}[/] (or {other}, --window X0,Y0,X1,Y1)", soft_wrap=True)
 
 
+def compiled_system(outdir: Path, dies: list[dict]) -> None:
+    """A multi-die system's compile: one row per die (its manifest), the system files, next steps."""
+    first = dies[0]
+    t = Table(title=escape(f"compiled {first['recipe']['name']} as a system of {first['system']['dies']} {first['die']['name']} dies "
+                           f"({first['figures']['params']:,} parameters)"))
+    for col in ("die", "blocks", "MAC tiles", "ROM digit cells", "bits / weight", "masks"):
+        t.add_column(col, justify="left" if col == "blocks" else "right")
+    for m in dies:
+        fig, place = m["figures"], m["system"]
+        mac = fig["fit"]["tiles"]["mac"]
+        t.add_row(str(place["die"]), f"{place['blocks'][0]}..{place['blocks'][-1]}", f"{mac['used']:,} / {mac['available']:,}",
+                  f"{fig['fit']['rom_digits']['used']:,}", f"{fig['bits_per_weight']:.3f}", _size(fig["masks"].get("bytes", 0)))
+    out.print(t)
+    missing = first["system"]["dies"] - len(dies)
+    out.print(f"outputs in {escape(str(outdir))}/: system.json (the system manifest), system-netlist.json (the die-to-die links), "
+              + ", ".join(f"die{m['system']['die']}/" for m in dies) + " (each a chip directory)"
+              + (f"; {missing} more die(s) to compile with --only-die K" if missing else ""), soft_wrap=True)
+    out.print(f"next: [bold]{escape(f'taalas-compile verify {outdir}')}[/]", soft_wrap=True)
+    view_dir = outdir / f"die{dies[0]['system']['die']}"
+    out.print(f"view: [bold]{escape(shell(session_command(view_dir)))}[/] (each die's masks open as a chip's)", soft_wrap=True)
+
+
 def signoff(res: dict) -> None:
     t = Table(title=escape(f"sign-off of {res['dir']}"))
     t.add_column("check")
@@ -188,7 +210,9 @@ def signoff(res: dict) -> None:
         t.add_row(c["name"], "[green]pass[/]" if c["passed"] else "[red]FAIL[/]", str(c["violations"]))
     out.print(t)
     emu = res["emulation"]
-    if emu.get("ran"):
+    if res.get("system"):
+        system_emulation(emu)
+    elif emu.get("ran"):
         out.print(f"emulator vs quantized reference: {emu['tokens']} tokens, greedy match {emu['greedy_match']}, "
                   f"max |Δlogit| {_num(emu['max_logit_diff'], '.3g')} (tolerance {emu['tolerance']:.0%} of {_num(emu['logit_scale'], '.3g')}); "
                   f"vs float: KL {_num(emu['vs_float']['kl'], '.4f')}, top-1 agreement {_num(emu['vs_float']['top1_agreement'], '.0%')}")
@@ -209,9 +233,27 @@ def signoff(res: dict) -> None:
     ex = res["extracted"]
     out.print(f"extracted {ex['vias']:,} vias, {ex['metal_shapes']:,} metal shapes, {ex['nets']} nets in {res['seconds']['total']:.1f} s")
     if not res["passed"]:
-        out.print("markers: [bold]" + escape(shell(session_command(Path(res["dir"])))) + "[/] (masks + markers); the first: [bold]"
-                  + escape(f"taalas-compile view {res['dir']} --marker 1 --open") + "[/]", soft_wrap=True)
+        where = res.get("markers_dir") or res["dir"]
+        out.print("markers: [bold]" + escape(shell(session_command(Path(where)))) + "[/] (masks + markers); the first: [bold]"
+                  + escape(f"taalas-compile view {where} --marker 1 --open") + "[/]", soft_wrap=True)
     out.print("[bold green]PASSED[/]" if res["passed"] else "[bold red]FAILED[/]")
+
+
+def system_emulation(emu: dict) -> None:
+    """The emulation lines of a multi-die system's sign-off: each die teacher-forced, then chained."""
+    for k, e in emu["dies"].items():
+        if "greedy_match" in e:
+            out.print(f"die {k} (last, given the reference's input) vs quantized reference: {e['tokens']} tokens, greedy match {e['greedy_match']}, "
+                      f"max |Δlogit| {_num(e['max_logit_diff'], '.3g')} (tolerance {e['tolerance']:.0%} of {_num(e['logit_scale'], '.3g')})")
+        elif e.get("ran"):
+            out.print(f"die {k} (given {escape(e['teacher_forced'])}): {escape(e['sends'])} within {_num(e['max_rel_diff'], '.2%')} of the reference's "
+                      f"(tolerance {e['tolerance']:.0%})")
+        else:
+            out.print(f"die {k}: emulation {escape(e.get('skipped') or e.get('error') or 'not run')}")
+    chained = emu["system"].get("chained")
+    if chained:
+        out.print(f"dies chained through the links: KL {_num(chained['vs_quant']['kl'], '.4f')}, greedy agreement "
+                  f"{_num(chained['vs_quant']['top1_agreement'], '.0%')} with the quantized reference (reported)")
 
 
 def generated(prompt: list[int], new: list[int], tok) -> None:
@@ -228,7 +270,8 @@ def emulation(res, timing: bool) -> None:
     if timing:
         t = res.timing
         out.print(f"cycle model: {t['tokens']} tokens, {t['sequences_in_flight']} sequence(s) in flight at {t['clock_mhz']:g} MHz: "
-                  f"{t['latency_cycles_per_token']:,.0f} cycles ({t['latency_us_per_token']:.3f} us) per token, "
+                  f"{t['latency_cycles_per_token']:,.0f} cycles ({t['latency_us_per_token']:.3f} us) per token"
+                  + (f" over {t['dies']} dies, {t['link_us_per_token']:.3f} us of it on the links" if "dies" in t else "") + ", "
                   f"{t['tokens_per_s_single']:,.0f} tokens/s one user, {t['tokens_per_s_aggregate']:,.0f} tokens/s aggregate", soft_wrap=True)
     if res.trace is not None:
         tr = res.trace

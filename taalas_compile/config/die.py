@@ -171,6 +171,13 @@ class Link(Strict):
     latency_ns: float = Field(ge=0)  # one hop, serialisation of the first byte to arrival
     watts: float = Field(ge=0)  # per link endpoint pair while active
 
+    def seconds(self, n_bytes: int) -> float:
+        """One hop of `n_bytes`: latency, then the payload at the link's bandwidth."""
+        return self.latency_ns * 1e-9 + n_bytes / (self.gbytes_per_s * 1e9)
+
+
+TOKEN_BYTES = 4  # a sampled token id on the link back from the last die to the first
+
 
 class Die(Strict):
     name: str
@@ -187,7 +194,7 @@ class Die(Strict):
     timing: Timing
     fab: Fab
     power: Power
-    link: Link
+    link: Link | None = None  # none: the die cannot be one of several (a model must fit it whole)
     sources: list[str] = []  # where the parameters come from
 
     @model_validator(mode="after")

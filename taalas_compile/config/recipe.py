@@ -139,6 +139,7 @@ class TargetCfg(Strict):
     context: int = Field(default=512, gt=0)  # KV-cache positions per sequence held in SRAM
     sequences: int = Field(default=1, gt=0)  # concurrent sequences the KV cache is sized for
     lora: LoraCfg = LoraCfg()  # SRAM reserved for LoRA adapters
+    dies: int | None = Field(default=None, gt=0)  # pipeline stages over this many dies (None: one die, or the fewest the model fits)
 
 
 class OutputCfg(Strict):

@@ -200,14 +200,19 @@ class Lora:
 
 @dataclass(frozen=True)
 class Io:
-    """The host interface: token ids in and out, `vocab` of them.
+    """The die's interface: token ids in and out (`vocab` of them) on a single die; on a die of a
+    multi-die system, one or both sides are the die-to-die link instead: `link_in` fp32 values
+    per token received from the previous die (driven on `tok_out`), `link_out` fp32 values per
+    token sent to the next die (read from `tok_in`). 0: token ids on that side.
 
-    Header: [IO, 0, 0, vocab, 0, 0, 0, 0, 0, 0, 0]
+    Header: [IO, 0, 0, vocab, link_in, link_out, 0, 0, 0, 0, 0]
     """
 
     role: ClassVar[Role] = Role.IO
-    layout: ClassVar[tuple[str, ...]] = ("", "", "vocab", "", "", "", "", "", "", "")
+    layout: ClassVar[tuple[str, ...]] = ("", "", "vocab", "link_in", "link_out", "", "", "", "", "")
     vocab: int
+    link_in: int = 0  # values per token from the previous die (0: token ids from the host)
+    link_out: int = 0  # values per token to the next die (0: the sampled token back to the host)
 
 
 TileProgram = MatVec | Lookup | RmsNorm | Rope | Attention | SiluMul | Add | Argmax | Kv | Lora | Io

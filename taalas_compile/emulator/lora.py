@@ -5,6 +5,7 @@ bytes, and handing each tile group its slot. No mask changes: SRAM is written at
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 
@@ -76,3 +77,19 @@ def load_lora(emu, adapter: Adapter | None) -> None:
         a32, b32 = raw[: max_rank * s.n_in].reshape(max_rank, s.n_in), raw[max_rank * s.n_in :].reshape(s.n_out, max_rank)
         group.lora = (np.ascontiguousarray(a32.T), np.ascontiguousarray(b32.T), np.float32(adapter.scale))
     emu.sram = sram
+
+
+def load_lora_dies(dies: list, adapter: Adapter | None) -> None:
+    """`load_lora` on every die of a system: each die's LoRA SRAM holds the slots of its own layers,
+    so each gets the adapter's matrices of those layers."""
+    reserved = [{(s.layer, s.module) for s in lora_reserve(d)[2]} for d in dies]
+    if adapter is not None:
+        have = set().union(*reserved)
+        if not have:
+            raise UserError("this system reserves no SRAM for LoRA adapters (recipe [target.lora])")
+        missing = sorted(k for k in adapter.weights if k not in have)
+        if missing:
+            raise UserError(f"the adapter has layer {missing[0][0]} {missing[0][1]}, which no die of this system has")
+    for d, keys in zip(dies, reserved):
+        mine = None if adapter is None or not keys else replace(adapter, weights={k: v for k, v in adapter.weights.items() if k in keys})
+        load_lora(d, mine)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
+from taalas_compile.die import rom_format as rf
+from taalas_compile.die.program import Io, decode
 from taalas_compile.emulator import tiles as T
 from taalas_compile.emulator.chip import DRIVER_PINS, ChipImage
 from taalas_compile.emulator.groups import LookupGroup, MatGroup
@@ -39,7 +41,53 @@ class Unit:
     state: dict = field(default_factory=dict)
 
 
-class Emulator:
+class Driver:
+    """Greedy and teacher-forced runs on anything that steps tokens: one chip (`Emulator`) or the
+    dies of a system chained through their links (`emulator/system.py`). Needs `step_batch`,
+    `reset`, `sequences` and `logits`."""
+
+    logits: np.ndarray | None
+
+    def step(self, token: int, pos: int) -> int:
+        """Feed one token at position `pos` of sequence 0; returns the chip's next token (logits in .logits[0])."""
+        return int(self.step_batch([token], [pos], [0])[0])
+
+    def generate(self, prompt: list[int], n_tokens: int) -> list[int]:
+        """Greedy: feed the prompt, then `n_tokens` new tokens; returns the new tokens."""
+        return self.generate_batch([prompt], n_tokens)[0]
+
+    def generate_batch(self, prompts: list[list[int]], n_tokens: int) -> list[list[int]]:
+        """Greedy for several prompts in flight at once, one KV slot each: every step feeds each
+        unfinished sequence its next prompt token or its last generated one."""
+        if len(prompts) > self.sequences:
+            raise T.EmulationError(f"{len(prompts)} sequences in flight, the chip's KV SRAM holds {self.sequences} "
+                                   "(recipe target.sequences)")
+        if any(not p for p in prompts):
+            raise T.EmulationError("every prompt needs at least one token (usually BOS)")
+        self.reset()
+        outs: list[list[int]] = [[] for _ in prompts]
+        nxt = [0] * len(prompts)
+        for t in range(max(len(p) + n_tokens - 1 for p in prompts)):
+            live = [i for i, p in enumerate(prompts) if t < len(p) + n_tokens - 1]
+            toks = [prompts[i][t] if t < len(prompts[i]) else nxt[i] for i in live]
+            got = self.step_batch(toks, [t] * len(live), live)
+            for i, tok in zip(live, got.tolist()):
+                if t >= len(prompts[i]) - 1:
+                    outs[i].append(tok)
+                nxt[i] = tok
+        return [o[:n_tokens] for o in outs]
+
+    def teacher_forced(self, tokens: list[int]) -> np.ndarray:
+        """Logits [len(tokens), vocab] feeding `tokens` in order."""
+        self.reset()
+        rows = []
+        for pos, tok in enumerate(tokens):
+            self.step(tok, pos)
+            rows.append(self.logits[0].copy())
+        return np.stack(rows)
+
+
+class Emulator(Driver):
     def __init__(self, chip: ChipImage, only: frozenset[str] | None = None):
         """`only`: run just these tiles (one layer block, `emulator/stream.py`); the nets they read
         from other tiles are then given to `forward`. The connectivity is always the whole chip's."""
@@ -58,14 +106,16 @@ class Emulator:
             for pin in DRIVER_PINS:
                 if f"{t.name}.{pin}" in net_of:
                     drivers[net_of[f"{t.name}.{pin}"]].append(t.name)
-        self.io_net = net_of.get(f"{self.io}.tok_out")
+        self.io_net = net_of.get(f"{self.io}.tok_out")  # tokens in (or the previous die's link)
+        self.out_net = net_of.get(f"{self.io}.tok_in")  # the sampled token out (or the link to the next die)
+        self.link = self._io_program()  # Io: link widths of a die of a system (0 for a single die)
         self.units = self._units(drivers, net_of, kinds)
         self.sram_of = {u.name: self._sram_of(u.name, net_of, kinds) for u in self.units if u.role is Role.ATTENTION}
         for u in self.units:
             if u.role is Role.ATTENTION:
                 u.state["kv"] = self._kv_store(u)
         argmax = [u for u in self.units if u.role is Role.ARGMAX]
-        if len(argmax) > 1 or (only is None and not argmax):  # a block of the chip may have none
+        if len(argmax) > 1 or (only is None and not argmax and not self.link.link_out):  # a block, or a die sending its link, has none
             raise T.EmulationError(f"expected one argmax unit, found {len(argmax)}")
         self.argmax = argmax[0] if argmax else None
         self.logits: np.ndarray | None = None  # [B, vocab] of the last step
@@ -74,6 +124,13 @@ class Emulator:
         self.sram: dict[str, np.ndarray] = {}  # LoRA SRAM tile -> its bytes, written by lora.load_lora
 
     # ---- building --------------------------------------------------------------------------------
+
+    def _io_program(self) -> Io:
+        rom = self.chip.roms.get(self.io)
+        prog = decode(rf.parse_header(rom[0])) if rom is not None and rom.size else Io(0)
+        if not isinstance(prog, Io):
+            raise T.EmulationError(f"{self.io}: the I/O tile holds a {prog.role.name.lower()} program")
+        return prog
 
     def _units(self, drivers: dict[int, list[str]], net_of: dict[str, int], kinds: dict[str, str]) -> list[Unit]:
         units: list[Unit] = []
@@ -159,12 +216,15 @@ class Emulator:
                 kv.scales[...] = 0
         self.positions = []
 
-    def step(self, token: int, pos: int) -> int:
-        """Feed one token at position `pos` of sequence 0; returns the chip's next token (logits in .logits[0])."""
-        return int(self.step_batch([token], [pos], [0])[0])
-
     def step_batch(self, tokens: list[int], positions: list[int], seqs: list[int]) -> np.ndarray:
         """One step of B sequences in flight: token b at position b of KV slot seqs[b]. -> next tokens [B]."""
+        self.stage_step(np.asarray(tokens, np.float32)[:, None], positions, seqs)
+        return self._next[:, 0].astype(np.int64)
+
+    def stage_step(self, x: np.ndarray, positions: list[int], seqs: list[int]) -> np.ndarray:
+        """One step with `x` [B, n] on the I/O tile's tok_out pin (token ids, or on a die of a system
+        the previous die's link) -> the value on its tok_in pin [B, m] (the next tokens, or the link
+        to the next die)."""
         pos = np.asarray(positions, np.int64)
         for u in self.units:  # every limit is checked before any state changes
             if u.role is Role.ATTENTION:
@@ -172,10 +232,13 @@ class Emulator:
                     u.state["kv"].check(s, p)
         if len(set(seqs)) != len(seqs):
             raise T.EmulationError("two sequences in flight share one KV-cache slot")
-        given = {} if self.io_net is None else {self.io_net: np.asarray(tokens, np.float32)[:, None]}
-        self.forward(given, pos, seqs)
+        if self.link.link_in and x.shape[1] != self.link.link_in:
+            raise T.EmulationError(f"{self.io}: the link in carries {self.link.link_in} values, given {x.shape[1]}")
+        values = self.forward({} if self.io_net is None else {self.io_net: x}, pos, seqs)
         self.positions.append(list(positions))
-        return self._next[:, 0].astype(np.int64)
+        if self.out_net not in values:
+            raise T.EmulationError(f"{self.io}: nothing drives its tok_in pin")
+        return values[self.out_net]
 
     def forward(self, given: dict[int, np.ndarray], pos: np.ndarray, seqs: list[int]) -> dict[int, np.ndarray]:
         """Every unit once, in dataflow order, on rows b = (KV slot seqs[b], position pos[b]);
@@ -237,39 +300,3 @@ class Emulator:
             self._next = np.argmax(self.logits, axis=1)[:, None].astype(np.float32)
             return self._next
         raise T.EmulationError(f"{u.name}: role {r.name} cannot execute")  # pragma: no cover - checked at load
-
-    # ---- driving ---------------------------------------------------------------------------------
-
-    def generate(self, prompt: list[int], n_tokens: int) -> list[int]:
-        """Greedy: feed the prompt, then `n_tokens` new tokens; returns the new tokens."""
-        return self.generate_batch([prompt], n_tokens)[0]
-
-    def generate_batch(self, prompts: list[list[int]], n_tokens: int) -> list[list[int]]:
-        """Greedy for several prompts in flight at once, one KV slot each: every step feeds each
-        unfinished sequence its next prompt token or its last generated one."""
-        if len(prompts) > self.sequences:
-            raise T.EmulationError(f"{len(prompts)} sequences in flight, the chip's KV SRAM holds {self.sequences} "
-                                   "(recipe target.sequences)")
-        if any(not p for p in prompts):
-            raise T.EmulationError("every prompt needs at least one token (usually BOS)")
-        self.reset()
-        outs: list[list[int]] = [[] for _ in prompts]
-        nxt = [0] * len(prompts)
-        for t in range(max(len(p) + n_tokens - 1 for p in prompts)):
-            live = [i for i, p in enumerate(prompts) if t < len(p) + n_tokens - 1]
-            toks = [prompts[i][t] if t < len(prompts[i]) else nxt[i] for i in live]
-            got = self.step_batch(toks, [t] * len(live), live)
-            for i, tok in zip(live, got.tolist()):
-                if t >= len(prompts[i]) - 1:
-                    outs[i].append(tok)
-                nxt[i] = tok
-        return [o[:n_tokens] for o in outs]
-
-    def teacher_forced(self, tokens: list[int]) -> np.ndarray:
-        """Logits [len(tokens), vocab] feeding `tokens` in order."""
-        self.reset()
-        rows = []
-        for pos, tok in enumerate(tokens):
-            self.step(tok, pos)
-            rows.append(self.logits[0].copy())
-        return np.stack(rows)

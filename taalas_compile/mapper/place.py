@@ -73,6 +73,15 @@ def vector_program(node: OpNode, context: int) -> TileProgram:
     return SiluMul(n) if node.op is Op.SILU_MUL else Add(n)
 
 
+def io_program(g: nx.DiGraph) -> Io:
+    """The I/O tile of a chip, or of one die of a system (a stage graph, plan/partition.py): the
+    link sides carry the residual stream, `dim` fp32 values per token."""
+    args = g.graph["args"]
+    link_in = args.dim if "link_in" in g else 0
+    link_out = args.dim if "link_out" in g else 0
+    return Io(vocab=args.vocab_size, link_in=link_in, link_out=link_out)
+
+
 @dataclass(frozen=True)
 class _Proto:
     """A tile before it has a site."""
@@ -110,7 +119,7 @@ def _protos(g: nx.DiGraph, specs: dict[str, QuantSpec], die: Die, target: Target
         short, block = short_name(name), block_of(node.layer, node.op)
         new: list[_Proto] = []
         if node.op is Op.INPUT:
-            new.append(_Proto("io", "io", name, "io", Io(vocab=g.graph["args"].vocab_size)))
+            new.append(_Proto("io", "io", name, "io", io_program(g)))
         elif node.op in (Op.LINEAR, Op.EMBED):
             (w,) = node.params
             spec = specs[w.name]

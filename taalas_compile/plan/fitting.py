@@ -139,7 +139,7 @@ def advice(s: Subject) -> list[dict]:
     if need["sram"] > have["sram"]:
         out.append({"text": f"KV cache: a shorter context (now {s.context:,}) or fewer sequences shrinks the SRAM need", "source": {"kind": "recipe", "ref": "[target] context, sequences"}})
     out.append({"text": f"split over {len(s.stages)} {s.die.name} dies as balanced pipeline stages (the partition below)",
-                "source": {"kind": "computed", "ref": "plan/partition.py partition_blocks()"}})
+                "source": {"kind": "computed", "ref": "plan/partition.py partition_model()"}})
     factor = math.ceil(need["mac"] / have["mac"])
     out.append({"text": f"or a die with at least {factor}x the MAC sites of {s.die.name}", "source": {"kind": "computed", "ref": "MAC tiles needed / available"}})
     return out

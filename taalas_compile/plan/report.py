@@ -36,10 +36,11 @@ def partition_section(s: Subject) -> dict:
              sum(t.kind == "sram" for t in st.placement.tiles)] for st in s.stages]
     lk = s.die.link
     return {"dies": len(s.stages),
-            "figures": [fig("link_gbytes_per_s", "die-to-die link bandwidth", lk.gbytes_per_s, "GB/s", "die", f"base_die/{s.die.name}.toml [link] gbytes_per_s"),
-                        fig("link_latency_ns", "die-to-die link latency per hop", lk.latency_ns, "ns", "die", f"base_die/{s.die.name}.toml [link] latency_ns")],
+            "figures": [] if lk is None else
+            [fig("link_gbytes_per_s", "die-to-die link bandwidth", lk.gbytes_per_s, "GB/s", "die", f"base_die/{s.die.name}.toml [link] gbytes_per_s"),
+             fig("link_latency_ns", "die-to-die link latency per hop", lk.latency_ns, "ns", "die", f"base_die/{s.die.name}.toml [link] latency_ns")],
             "tables": {"stages": table("pipeline stages", ["die", "first block", "last block", "layers", "MAC tiles", "vector units", "SRAM tiles"], rows,
-                                       "computed", "plan/partition.py partition_blocks(): fewest dies, then the smallest largest stage; mapper per stage")}}
+                                       "computed", "plan/partition.py partition_model(): fewest dies (or [target] dies), then the smallest largest stage; mapper per stage")}}
 
 
 def build_plan(s: Subject, start: dt.date | None = None, change_week: float = 4.0, inputs: PlanInputs = DEFAULT_INPUTS) -> dict:

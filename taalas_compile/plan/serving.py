@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+from taalas_compile.config.die import TOKEN_BYTES
 from taalas_compile.mapper.ir import Role
 from taalas_compile.plan.baseline import H100_SXM, TAALAS_CLAIM, gpu_serving
 from taalas_compile.plan.estimate import performance, tile_cycles
@@ -29,17 +30,17 @@ def link_hops(s: Subject) -> dict:
     n = len(s.stages)
     lk = s.die.link
     act = s.dim * 4  # fp32 bus
-    hop_act = lk.latency_ns * 1e-9 + act / (lk.gbytes_per_s * 1e9)
-    hop_tok = lk.latency_ns * 1e-9 + 4 / (lk.gbytes_per_s * 1e9)
-    return {"hops": max(n - 1, 0), "seconds": (n - 1) * hop_act + hop_tok if n > 1 else 0.0,
-            "tokens_per_s": lk.gbytes_per_s * 1e9 / act if n > 1 else math.inf, "activation_bytes": act}
+    if n == 1 or lk is None:
+        return {"hops": 0, "seconds": 0.0, "tokens_per_s": math.inf, "activation_bytes": act}
+    hop_act, hop_tok = lk.seconds(act), lk.seconds(TOKEN_BYTES)
+    return {"hops": n - 1, "seconds": (n - 1) * hop_act + hop_tok, "tokens_per_s": lk.gbytes_per_s * 1e9 / act, "activation_bytes": act}
 
 
 def _power(s: Subject, perfs: list[dict], pipelined: bool) -> float:
     """Watts of all dies and links with one user (duty against the latency) or the pipeline full."""
     pw, die = s.die.power, s.die
     watts = {"mac": pw.watts_per_mac_tile, "vu": pw.watts_per_vu, "sram": pw.watts_per_sram, "io": 0.0}
-    total = pw.static_watts * len(s.stages) + die.link.watts * max(len(s.stages) - 1, 0)
+    total = pw.static_watts * len(s.stages) + (die.link.watts if die.link else 0.0) * max(len(s.stages) - 1, 0)
     for st, p in zip(s.stages, perfs):
         kv_tiles = {n.drivers[0].tile: len(n.sinks) for n in st.placement.nets if n.name.endswith(".kv")}
         period = max(p["slowest_tile_cycles"], 1.0) if pipelined else max(p["latency_cycles"], 1.0)

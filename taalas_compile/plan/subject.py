@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import networkx as nx
@@ -21,11 +21,16 @@ from taalas_compile.frontend.lower import lower_args
 from taalas_compile.inputs import args_of
 from taalas_compile.mapper.ir import Placement
 from taalas_compile.mapper.legality import block_order
-from taalas_compile.mapper.place import map_graph, tile_needs
+from taalas_compile.mapper.place import map_graph
 from taalas_compile.mapper.refine import refine_placement
 from taalas_compile.mapper.route import route_nets
 from taalas_compile.plan.estimate import fit, fits_one_die, model_fit
-from taalas_compile.plan.partition import Cut, partition_blocks, stage_graph
+from taalas_compile.plan.partition import (
+    Cut,
+    lora_reserve_bytes,
+    partition_model,
+    stage_graph,
+)
 from taalas_compile.quant.bits import assign_bits, bits_per_weight
 
 
@@ -88,10 +93,7 @@ def from_recipe(r: Recipe, die: Die, route_stages: bool = False) -> Subject:
         routing = route_nets(pl, die)
         stages = [Stage(0, tuple(b for b in needs if b != "io"), pl, routing.tracks_used, routing.wirelength(), len(routing.iterations), start)]
     else:
-        bare = tile_needs(g, plan, die, r.target.model_copy(update={"lora": LoraCfg()}))
-        lora_tiles = lora_reserve_bytes(r.target.lora, numel_of(g), args.dim) / args.n_layers / die.tiles.sram.bytes  # SRAM tiles per layer, fractional
-        per_block = {b: {**n, "sram": n["sram"] + (lora_tiles if b.startswith("L") else 0)} for b, n in bare.items()}
-        stages = [_map_stage(g, plan, die, r, cut, args.n_layers, route_stages) for cut in partition_blocks(per_block, die)]
+        stages = [_map_stage(g, plan, die, r, cut, args.n_layers, route_stages) for cut in partition_model(g, plan, die, r.target)]
     numel = numel_of(g)
     return Subject("recipe", r.name, die, r, args.n_params, bits_per_weight(g, plan, die), {k: s.bits for k, s in plan.items()},
                    numel, args.n_layers, args.dim, _kv_per_token(args, die), r.target.context,
@@ -111,14 +113,6 @@ def _map_stage(g: nx.DiGraph, plan, die: Die, r: Recipe, cut: Cut, n_layers: int
 
 def numel_of(g: nx.DiGraph) -> dict[str, int]:
     return {p.name: p.numel for n in g.nodes for p in g.nodes[n]["op"].params if p.kind == "weight"}
-
-
-def lora_reserve_bytes(lora: LoraCfg, numel: dict[str, int], dim: int) -> int:
-    """SRAM the recipe's [target.lora] reserves: one fp16 slot of max_rank x (in + out) per target
-    module per layer (die/sram_layout.py; tile packing ignored). One of in and out of every Llama
-    linear is `dim`, so in + out = dim + weights / dim."""
-    return lora.max_rank * 2 * sum(dim + n // dim for t, n in numel.items()
-                                   if "layers." in t and t.split(".")[-2] in lora.targets)
 
 
 def from_chip(d: Path, die_ref: str | None) -> Subject:
@@ -141,6 +135,24 @@ def from_chip(d: Path, die_ref: str | None) -> Subject:
                    len(layers), dim, kv, arch["target"]["context"],
                    lora_reserve_bytes(LoraCfg(**arch["target"].get("lora", {})), numel, dim), [stage],
                    chip_dir=d, manifest=man, run=run, signoff=signoff)
+
+
+def from_system(d: Path, die_ref: str | None) -> Subject:
+    """A compiled multi-die system: one stage per die, each read back as a chip (`from_chip`)."""
+    from taalas_compile.system.files import die_manifests, read_system
+
+    s, doc = read_system(d)
+    die_manifests(d, s, doc)
+    dies = [from_chip(d / st.dir, die_ref) for st in s.dies]
+    weights = [m.manifest["figures"]["weights_quantized"] for m in dies]
+    stages = [replace(sub.stages[0], index=st.index, blocks=st.blocks) for st, sub in zip(s.dies, dies)]
+    first = dies[0]
+    return Subject("chip", first.name, first.die, None, first.params,
+                   sum(sub.bits_per_weight * w for sub, w in zip(dies, weights)) / max(sum(weights), 1),
+                   {k: v for sub in dies for k, v in sub.bits.items()}, {k: v for sub in dies for k, v in sub.numel.items()},
+                   sum(sub.n_layers for sub in dies), s.dim, sum(sub.kv_bytes_per_token for sub in dies), first.context,
+                   sum(sub.lora_reserve_bytes for sub in dies), stages, chip_dir=d, manifest=first.manifest,
+                   signoff=_json(d / "signoff" / "signoff.json"))
 
 
 def _prod(shape: list[int]) -> int:
@@ -166,6 +178,8 @@ def load_subject(target: str, die_ref: str | None = None, route_stages: bool = F
 
         r = derive_recipe(p, die_ref, several_dies=True)
         return from_recipe(r, load_die(r.target.die), route_stages)
+    if p.is_dir() and (p / "system.json").is_file():
+        return from_system(p, die_ref)
     if p.is_dir():
         return from_chip(p, die_ref)
     r = load_recipe(target)

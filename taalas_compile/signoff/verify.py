@@ -84,6 +84,14 @@ def verify(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: N
 def verify_whole(run: SignoffRun) -> dict:
     """Sign-off of a chip a KLayout layout database holds: masks read whole, DRC, extraction, LVS
     against the netlist's ROM images, emulation of the extracted chip."""
+    lay, ex = check_whole(run)
+    emu = ({"ran": False, "skipped": "output-hash, layout or LVS errors"} if run.structural()
+           else run.timed("emulate", emulation_check, run.out, run.man, run.pl, ex, run.die, run.tokens, run.f))
+    return finish(run, emu, extracted_figures(lay, ex), top_cell(lay))
+
+
+def check_whole(run: SignoffRun):
+    """Every check of `verify_whole` but the emulation: (layout, extraction)."""
     pl, roms, doc = read_netlist(run.out)
     run.timed("outputs vs manifest", check_outputs, run.out, run.man, run.f)
     run.timed("netlist", check_netlist_roms, pl, roms, doc, run.f)
@@ -91,12 +99,16 @@ def verify_whole(run: SignoffRun) -> dict:
     run.timed("drc", check_drc, lay.metal, lay.vias, run.die, run.f)
     ex = run.timed("extract", extract, lay, run.die, run.f, {t.site: t.name for t in pl.tiles})
     run.timed("lvs", lambda: (compare_roms(pl, roms, ex, run.die, run.f), compare_nets(pl, ex, run.die, run.f)))
-    emu = ({"ran": False, "skipped": "output-hash, layout or LVS errors"} if run.structural()
-           else run.timed("emulate", emulation_check, run.out, run.man, pl, ex, run.die, run.tokens, run.f))
-    extracted = {"sites_with_cells": len(ex.roms), "nets": len(ex.nets),
-                 "vias": int(lay.flat_vias.count()), "metal_shapes": int(lay.flat_metal.count())}
-    top = lay.layout.top_cells()[0].name if lay.layout.top_cells() else "TOP"
-    return finish(run, emu, extracted, top)
+    return lay, ex
+
+
+def extracted_figures(lay, ex) -> dict:
+    return {"sites_with_cells": len(ex.roms), "nets": len(ex.nets),
+            "vias": int(lay.flat_vias.count()), "metal_shapes": int(lay.flat_metal.count())}
+
+
+def top_cell(lay) -> str:
+    return lay.layout.top_cells()[0].name if lay.layout.top_cells() else "TOP"
 
 
 def verify_streaming(run: SignoffRun) -> dict:

@@ -28,6 +28,7 @@ EXAMPLES = [
     P.Kv(n_bytes=65536, layer=3, index=1, context=512, sequences=4),
     P.Lora(n_bytes=63488, index=1, max_rank=32, targets=0b1111, count=3),
     P.Io(vocab=128256),
+    P.Io(vocab=128256, link_in=8192, link_out=8192),
 ]
 
 
