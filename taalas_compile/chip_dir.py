@@ -31,6 +31,8 @@ def read_manifest(out: Path) -> dict:
     """`out`/manifest.json, checked: a taalas-manifest of this compiler's version holding every key
     the chip's readers use (verify, emulate, plan)."""
     path = out / "manifest.json"
+    if not path.is_file() and (out / "system.json").is_file():  # verify, emulate and plan read systems; the rest read one die
+        raise UserError(f"{out} is a multi-die system: give one of its dies ({out}/die0, ...) or use verify, emulate or plan on it")
     man = read_json(path, "is this a compile output directory?")
     if not isinstance(man, dict) or man.get("format") != MANIFEST_FORMAT:
         raise UserError(f"{path}: not a {MANIFEST_FORMAT} file (is this a compile output directory?)")

@@ -49,11 +49,12 @@ def build_references(inp: Inputs) -> References:
     return References(bits.graph, bits.specs, qw, build_model(inp.source), quant, bits.allocation, bits.calib)
 
 
-def streamed_reference(out: Path, tokens: list[int], stages: Path | None = None) -> StreamedReference:
+def streamed_reference(out: Path, tokens: list[int], stages: Path | None = None, last_layer: int | None = None) -> StreamedReference:
     """The references of a compiled chip run layer by layer on `tokens` (`quant/reference_stream.py`),
     for chips too large for `build_references`; same inputs and bit allocation as the compile.
     With `stages`, each quantized hidden state is also written there as it is computed
-    (`STAGE.npy`, atomically), for a consumer in another process."""
+    (`STAGE.npy`, atomically), for a consumer in another process. `last_layer`: stop there (a die
+    of a system that sends its link after that layer; -1: after the embedding)."""
     man = read_manifest(out)
     inp = inputs_of_chip(out, man)
     etched = chip_codes(out, man, inp)
@@ -67,7 +68,7 @@ def streamed_reference(out: Path, tokens: list[int], stages: Path | None = None)
 
             write_atomic(stages / f"{stage}.npy", save)
 
-    return run_streamed(etched, tokens, a.act_bits, a.kv_bits, emit)
+    return run_streamed(etched, tokens, a.act_bits, a.kv_bits, emit, last_layer)
 
 
 def chip_codes(out: Path, man: dict, inp: Inputs) -> Etched:

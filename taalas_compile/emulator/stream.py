@@ -72,7 +72,9 @@ class BlockRun:
 class StreamEmulator:
     """`run_block(block, roms)` for each block in dataflow order; then `.logits` [T, vocab]."""
 
-    def __init__(self, pl: Placement, die: Die, tokens: list[int]):
+    def __init__(self, pl: Placement, die: Die, tokens: list[int], link_stage: str | None = None):
+        """`link_stage`: on a die of a system taking the previous die's link, the stage whose output
+        the link carries; its value is given with `give_link` before the first block runs."""
         self.tiles = tuple(TileRef(t.name, t.kind, t.site) for t in pl.tiles)
         self.nets = tuple(frozenset(str(p) for p in n.pins) for n in pl.nets)
         self.by_block: dict[str, list[Tile]] = {}
@@ -81,11 +83,24 @@ class StreamEmulator:
         self.block_of = {t.name: t.block for t in pl.tiles}
         self.die, self.n = die, len(tokens)
         io = next(t.name for t in pl.tiles if t.kind == "io")
-        io_net = next((i for i, net in enumerate(self.nets) if f"{io}.tok_out" in net), None)
-        self.values: dict[int, np.ndarray] = {} if io_net is None else {io_net: np.asarray(tokens, np.float32)[:, None]}
+        self.io_net = next((i for i, net in enumerate(self.nets) if f"{io}.tok_out" in net), None)
+        self.link_stage = link_stage
+        self.values: dict[int, np.ndarray] = {}
+        if self.io_net is not None and link_stage is None:
+            self.values[self.io_net] = np.asarray(tokens, np.float32)[:, None]
         self.stage_of_net: dict[int, str | None] = {}  # net -> stage of the block that drove it
         self.logits: np.ndarray | None = None  # chained
         self.forced_logits: np.ndarray | None = None  # the last block, teacher-forced
+
+    def give_link(self, x: np.ndarray) -> None:
+        """The previous die's link [T, width]: what enters this die, named as the stage it carries."""
+        if self.io_net is not None:
+            self.values[self.io_net] = x.astype(np.float32)
+            self.stage_of_net[self.io_net] = self.link_stage
+
+    @property
+    def needs_link(self) -> bool:
+        return self.link_stage is not None and self.io_net is not None and self.io_net not in self.values
 
     def _incoming(self, block: str) -> list[int]:
         """Nets from earlier blocks that the block reads (its pins on nets driven elsewhere)."""

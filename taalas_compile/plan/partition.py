@@ -63,8 +63,9 @@ def partition_blocks(needs: dict[str, dict], die: Die, dies: int | None = None) 
     order = [b for b in needs if b != "io"]
     for b in order:
         if not _fits(needs[b], have):
-            detail = ", ".join(f"{k} {math.ceil(needs[b][k])} / {have[k]}" for k in KINDS)
-            raise UserError(f"block {b} alone does not fit die {die.name} ({detail} tiles): use a larger die or fewer bits")
+            detail = ", ".join(f"{k} {math.ceil(needs[b][k]):,} / {have[k]:,}" for k in KINDS)
+            raise UserError(f"the model does not fit die {die.name}, not even split over several: block {b} alone needs "
+                            f"more tiles than one die has ({detail}); use a larger die or fewer bits")
     least = len(_pack(order, needs, have))
     if dies is not None and not least <= dies <= len(order):
         why = (f"the model needs at least {least} {die.name} dies" if dies < least

@@ -36,8 +36,8 @@ class StreamedReference:
     and both models' logits [T, vocab]."""
 
     hidden: dict[str, np.ndarray]
-    quant_logits: np.ndarray
-    float_logits: np.ndarray
+    quant_logits: np.ndarray | None  # None when run only up to a layer (`run_streamed(..., last_layer=)`)
+    float_logits: np.ndarray | None
 
 
 def _layer(source: WeightSource, i: int, linear: Callable[[str, torch.Tensor], nn.Module], kv_bits: int | None,
@@ -68,10 +68,11 @@ def _float_linear(name: str, w: torch.Tensor) -> nn.Module:
 
 
 def run_streamed(etched: Etched, tokens: list[int], act_bits: int, kv_bits: int,
-                 emit: Callable[[str, np.ndarray], None] = lambda stage, h: None) -> StreamedReference:
+                 emit: Callable[[str, np.ndarray], None] = lambda stage, h: None, last_layer: int | None = None) -> StreamedReference:
     """Both models on `tokens` (one sequence, positions 0..T-1), layer by layer, the quantized one
     on the codes `etched` gives. `emit(stage, h)` gets each quantized hidden state as soon as it is
-    computed (then "logits")."""
+    computed (then "logits"). `last_layer`: stop after that layer (-1: after the embedding), for a
+    die of a system that ends there."""
     source = etched.source
     args = source.args
     emb = "model.embed_tokens.weight"
@@ -83,7 +84,7 @@ def run_streamed(etched: Etched, tokens: list[int], act_bits: int, kv_bits: int,
         hq = torch.cat([etched.rows(emb, t, t + 1).dequantize() for t in tokens])[None]
         hidden["embed"] = hq[0].numpy().copy()
         emit("embed", hidden["embed"])
-        for i in range(args.n_layers):
+        for i in range(args.n_layers if last_layer is None else last_layer + 1):
 
             def qlinear(name: str, w: torch.Tensor) -> nn.Module:
                 return QLinear(etched.tensor(name), act_bits)
@@ -92,6 +93,8 @@ def run_streamed(etched: Etched, tokens: list[int], act_bits: int, kv_bits: int,
             hq = _layer(source, i, qlinear, kv_bits, round_fp16)(hq)
             hidden[f"layers.{i}"] = hq[0].numpy().copy()
             emit(f"layers.{i}", hidden[f"layers.{i}"])
+        if last_layer is not None:
+            return StreamedReference(hidden, None, None)
         gain = source.get("model.norm.weight")
         nf, nq = RMSNorm(args.dim, args.norm_eps), RMSNorm(args.dim, args.norm_eps)
         nf.weight, nq.weight = nn.Parameter(gain, requires_grad=False), nn.Parameter(round_fp16(gain), requires_grad=False)

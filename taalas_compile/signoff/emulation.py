@@ -31,7 +31,7 @@ import torch
 from taalas_compile.backend.blocks import worker_init
 from taalas_compile.chip_dir import inputs_of_chip
 from taalas_compile.config.die import Die
-from taalas_compile.die.program import Argmax
+from taalas_compile.die.program import Argmax, Io
 from taalas_compile.emulator.chip import from_extraction
 from taalas_compile.emulator.run import Emulator
 from taalas_compile.emulator.stream import BlockRun, StreamEmulator, nonfinite
@@ -119,16 +119,25 @@ class StreamingEmulation:
     netlist's, which LVS proves equal to the extracted one (with LVS errors the result is not used).
     A block waits for the reference's hidden state that enters it."""
 
-    def __init__(self, out: Path, man: dict, pl: Placement, die: Die, tokens: int):
+    def __init__(self, out: Path, man: dict, pl: Placement, die: Die, tokens: int, link_stage: str | None = None,
+                 sends_link: bool = False):
+        """`link_stage`, `sends_link`: on a die of a system, the stage its incoming link carries (its
+        input is the reference's there) and whether it sends a link instead of logits."""
+        io = next((t.program for t in pl.tiles if isinstance(t.program, Io)), None)
         argmax = next((t.program for t in pl.tiles if isinstance(t.program, Argmax)), None)
-        vocab = argmax.n if argmax else 1
+        vocab = io.vocab if io is not None and io.vocab else argmax.n if argmax else 1  # the same tokens on every die of a system
         self.seq = sequence(man.get("bos_id", 1), vocab, tokens)
-        self.emu = StreamEmulator(pl, die, self.seq)
+        self.emu = StreamEmulator(pl, die, self.seq, link_stage)
+        self.sends_link = sends_link
         self.runs: list[BlockRun] = []
         self.error: str | None = None
         self._dir = tempfile.TemporaryDirectory(prefix="taalas-reference-")
         self._pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=worker_init)
-        self._ref: Future = self._pool.submit(streamed_reference, out, self.seq, Path(self._dir.name))
+        last = None
+        if sends_link:  # the reference up to this die's last layer is all it is compared with
+            layers = [int(t.block[1:]) for t in pl.tiles if t.block.startswith("L")]
+            last = max(layers, default=-1)
+        self._ref: Future = self._pool.submit(streamed_reference, out, self.seq, Path(self._dir.name), last)
 
     def _teacher(self, stage: str) -> np.ndarray | None:
         """The reference's hidden state `stage`, once its worker has written it (None if it failed)."""
@@ -144,6 +153,11 @@ class StreamingEmulation:
     def add(self, block: str, digits: dict[str, np.ndarray]) -> None:
         if self.error is not None:
             return
+        if self.emu.needs_link:
+            link = self._teacher(self.emu.link_stage)
+            if link is None:
+                return  # the reference worker stopped: result() says why
+            self.emu.give_link(link)
         stage = self.emu.teacher_stage(block)
         teacher = self._teacher(stage) if stage else None
         try:
@@ -164,7 +178,7 @@ class StreamingEmulation:
             self.close()
         if structural:
             return {"ran": False, "skipped": "layout/LVS errors"}
-        if self.error is not None or self.emu.forced_logits is None:
+        if self.error is not None or (self.emu.forced_logits is None and not self.sends_link):
             msg = self.error or "no block computed the logits (no argmax tile was run)"
             f.add(Violation("emulation.error", msg, 0, 0))
             return {"ran": False, "error": msg}
@@ -181,6 +195,9 @@ class StreamingEmulation:
                     f.add(Violation("emulation.block", f"block {r.block} given the reference's input deviates from its output "
                                                        f"by {d:.2%} of its range (> {LOGIT_TOLERANCE:.0%})", 0, 0, r.block))
             blocks.append({"block": r.block, "stage": r.stage, "max_rel_diff": d, "seconds": r.seconds})
+        if self.sends_link:  # a die of a system whose last block sends the link: judged block by block above
+            return {"ran": True, "tokens": len(self.seq), "sequence": f"bos + seeded random (seed {SEQUENCE_SEED})", "streamed": True,
+                    "teacher_forced": "at every block boundary", "blocks": blocks}
         res = judge(self.emu.forced_logits, ref.quant_logits, ref.float_logits, f)
         chained = self.emu.logits
         kl_q, top1_q = _kl_top1(ref.quant_logits, chained)

@@ -5,7 +5,8 @@ emulated against the quantized reference, teacher-forced at die boundaries as th
 sign-off is at block boundaries:
 
 - die 0 takes the reference's greedy continuation of BOS; die k > 0 takes the reference's residual
-  stream at its link, position by position;
+  stream at its link, position by position (so each die is judged on its own: a die with layout
+  or LVS errors is not emulated, the others still are);
 - each die but the last must reproduce the reference's residual stream at its outgoing link
   within `LOGIT_TOLERANCE` of its range; the last die's logits are judged as a single chip's
   (`emulation.judge`);
@@ -47,9 +48,10 @@ from taalas_compile.signoff.verify import (
     finish,
     finite_json,
     top_cell,
+    verify_streaming,
 )
 from taalas_compile.system.files import die_manifests, read_system
-from taalas_compile.system.ir import System
+from taalas_compile.system.ir import System, reference_stage
 
 CHECKS = ("outputs", "netlist", "layers", "drc", "lvs", "emulation")
 
@@ -63,27 +65,31 @@ def verify_system(d: Path, tokens: int = 8, step: Callable[[str], None] = lambda
     runs: dict[int, SignoffRun] = {}
     images = {}
     extracted = {}
+    streamed: dict[int, dict] = {}  # dies too large to read whole: signed off block by block, emulation included
+    last = len(s.dies) - 1
     for k, man in mans.items():
         out = d / s.dies[k].dir
-        if man["figures"]["fit"]["digits_total"] > KLAYOUT_MAX_DIGITS and out.joinpath("chip.oas").is_file():
-            raise UserError(f"{out}: die {k} holds {man['figures']['fit']['digits_total']:,} digit cells, over the "
-                            f"{KLAYOUT_MAX_DIGITS:,} a system sign-off reads whole; sign off each die with the "
-                            f"block-by-block path: taalas-compile verify {out}")
         pl, _, ndoc = read_netlist(out, roms=False)
-        run = SignoffRun(out, man, pl, ndoc, chip_die(out, man), tokens, _named(step, k), jobs)
+        link = (reference_stage(s.links[k - 1].after) if k else None, k < last)
+        run = SignoffRun(out, man, pl, ndoc, chip_die(out, man), tokens, _named(step, k), jobs, link=link)
+        runs[k] = run
+        if ndoc["masks"].endswith(".oas") and man["figures"]["fit"]["digits_total"] > KLAYOUT_MAX_DIGITS:
+            check_links(s, k, io_of(pl), run.f)  # the netlist's I/O program: LVS proves the masks hold the same ROM
+            streamed[k] = verify_streaming(run)
+            continue
         lay, ex = check_whole(run)
-        check_links(s, k, pl, ex, run.f)
+        check_links(s, k, extracted_io(pl, ex), run.f)
         images[k] = from_extraction(pl, ex.roms, ex.nets, run.die)
         extracted[k] = (extracted_figures(lay, ex), top_cell(lay))
-        runs[k] = run
-    structural = any(r.structural() or r.f.count("system") for r in runs.values())
-    if structural:
-        emus = {k: {"ran": False, "skipped": "output-hash, layout, LVS or link errors"} for k in runs}
-        system_emu: dict = {"ran": False, "skipped": "output-hash, layout, LVS or link errors"}
-    else:
+    broken = {k for k in images if runs[k].structural() or runs[k].f.count("system")}  # nothing to emulate on these
+    emus: dict[int, dict] = {}
+    system_emu: dict = {"ran": False, "skipped": "dies signed off block by block: each block teacher-forced, no chained run"}
+    if images:
         step("emulate, teacher-forced at die boundaries")
-        emus, system_emu = emulate_dies(d, s, mans, images, runs, tokens)
-    dies = {k: finish(runs[k], emus[k], *extracted[k]) for k in runs}
+        emus, chained = emulate_dies(d, s, mans, {k: v for k, v in images.items() if k not in broken}, runs, tokens)
+        system_emu = chained if not streamed else system_emu
+    emus |= {k: {"ran": False, "skipped": "output-hash, layout, LVS or link errors"} for k in broken}
+    dies = {k: streamed[k] if k in streamed else finish(runs[k], emus[k], *extracted[k]) for k in sorted(runs)}
     return system_result(d, s, dies, system_emu, runs, time.perf_counter() - t0, only)
 
 
@@ -96,15 +102,24 @@ def _named(step: Callable[[str], None], k: int) -> Callable[[str], None]:
     return named
 
 
-def check_links(s: System, k: int, pl, ex, f: Findings) -> None:
-    """Die k's I/O tile, as extracted from its masks, must take what its incoming link carries
-    (tokens on die 0) and send what its outgoing link carries (the sampled token on the last die)."""
+def io_of(pl) -> Io | None:
+    """The I/O tile's program as the netlist holds it."""
+    return next((t.program for t in pl.tiles if isinstance(t.program, Io)), None)
+
+
+def extracted_io(pl, ex) -> Io | str | None:
+    """The I/O tile's program as extracted from the masks (a string saying why when unreadable)."""
     io = next((t for t in pl.tiles if t.kind == "io"), None)
     rom = ex.roms.get(io.site) if io is not None else None
     try:
-        prog = decode(rf.parse_header(rom[0])) if rom is not None and rom.size else None
+        return decode(rf.parse_header(rom[0])) if rom is not None and rom.size else None
     except rf.RomFormatError as e:
-        prog = f"unreadable ({e})"
+        return f"unreadable ({e})"
+
+
+def check_links(s: System, k: int, prog: Io | str | None, f: Findings) -> None:
+    """Die k's I/O program must take what its incoming link carries (tokens on die 0) and send
+    what its outgoing link carries (the sampled token on the last die)."""
     want_in = 0 if k == 0 else s.links[k - 1].values
     want_out = 0 if k == len(s.dies) - 1 else s.links[k].values
     if not isinstance(prog, Io):
@@ -115,7 +130,8 @@ def check_links(s: System, k: int, pl, ex, f: Findings) -> None:
 
 
 def emulate_dies(d: Path, s: System, mans: dict[int, dict], images: dict, runs: dict[int, SignoffRun], tokens: int) -> tuple[dict, dict]:
-    """Each die's emulation result (teacher-forced at its boundaries) and the chained run's."""
+    """Each die's emulation result (teacher-forced at its boundaries: each die is judged on its
+    own, so a die with errors does not stop the others') and, with every die, the chained run's."""
     k0 = min(mans)
     inp = inputs_of_chip(d / s.dies[k0].dir, mans[k0])
     refs = build_references(inp)
@@ -124,7 +140,10 @@ def emulate_dies(d: Path, s: System, mans: dict[int, dict], images: dict, runs: 
     ref = reference_stages(refs.quant_model, seq)
     with torch.no_grad():
         f_logits = refs.float_model(torch.tensor([seq]))[0].numpy()
-    emus, out = {}, {}
+    emus: dict[int, dict] = {}
+    out = {}
+    if not images:
+        return emus, {"ran": False, "skipped": "no die to emulate"}
     for k, img in images.items():
         f = runs[k].f
         try:
@@ -157,7 +176,7 @@ def emulate_dies(d: Path, s: System, mans: dict[int, dict], images: dict, runs: 
                                            "vs_quant": {"kl": kl_q, "top1_agreement": top1_q},
                                            "emulator_tokens": chained.argmax(-1).tolist()}}
     else:
-        system = {"ran": False, "skipped": "not every die was emulated (--die, or an emulation error)"}
+        system = {"ran": False, "skipped": "not every die was emulated (--die, or a die with errors)"}
     return emus, system
 
 

@@ -51,6 +51,7 @@ class SignoffRun:
     step: Callable[[str], None]
     jobs: int | None  # processes reading ROM tiles (streaming path)
     t0: float = field(default_factory=time.perf_counter)
+    link: tuple[str | None, bool] = (None, False)  # a die of a system: the stage its incoming link carries, whether it sends one
     f: Findings = field(default_factory=Findings)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -123,7 +124,8 @@ def verify_streaming(run: SignoffRun) -> dict:
     total = sum(r.get("bytes", 0) for r in run.man.get("outputs", {}).values() if isinstance(r, dict))
     run.timed("outputs vs manifest", check_outputs, run.out, run.man, run.f, bar("hash outputs", total, "B") if bar else (lambda n: None))
     run.step(f"note: ROM tiles read {'in this process' if run.jobs == 1 else f'by {run.jobs} worker processes'} (--jobs)")
-    emulation = StreamingEmulation(run.out, run.man, run.pl, run.die, run.tokens)
+    link_stage, sends_link = run.link
+    emulation = StreamingEmulation(run.out, run.man, run.pl, run.die, run.tokens, link_stage, sends_link)
     try:
         return _verify_streaming(run, emulation)
     finally:

@@ -24,6 +24,11 @@ def boundary_stage(block: str) -> str:
     return "embed" if block == "head" else block
 
 
+def reference_stage(after: str) -> str:
+    """The same stage as the layer-by-layer reference names it (quant/reference_stream.py)."""
+    return "embed" if after == "embed" else f"layers.{after.removeprefix('L')}"
+
+
 @dataclass(frozen=True)
 class DieStage:
     index: int

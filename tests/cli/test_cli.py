@@ -48,7 +48,7 @@ def test_compile_output_names_the_mask_file_to_open(tmp_path, capsys):
     (["no-such-recipe"], "unknown recipe 'no-such-recipe'"),
     (["stories260k"], "recipe stories260k needs --weights"),
     (["stories260k", "--weights", "/nonexistent/stories.bin"], "/nonexistent/stories.bin: no such file"),
-    (["llama-3.1-8b", "--die", "mini"], "model does not fit die mini: mac tiles"),
+    (["llama-3.1-8b", "--die", "mini"], "model does not fit die mini, not even split over several: block head alone"),
     (["tiny-llama", "--die", "no-such-die"], "unknown die 'no-such-die'"),
     (["verify", "/nonexistent/dir"], "no manifest.json"),
     (["verify", "/nonexistent/dir", "--jobs", "0"], "--jobs must be at least 1"),

@@ -38,7 +38,7 @@ def test_vector_units_and_fractional_sram_bound_a_stage():
 
 
 def test_a_block_larger_than_the_die_is_a_user_error():
-    with pytest.raises(UserError, match="block L1 alone does not fit die mini"):
+    with pytest.raises(UserError, match="not even split over several: block L1 alone"):
         partition_blocks(blocks(10, 100), load_die("mini"))
 
 
@@ -63,3 +63,27 @@ def test_stage_graph_has_the_link_as_input_and_output_and_maps():
     assert "tokens" in first and "link_in" not in first and "link_out" in first
     last = stage_graph(g, ("L5", "tail"))
     assert "output" in last and "link_in" in last and "link_out" not in last
+    io = next(t.program for t in pl.tiles if t.kind == "io")
+    assert (io.link_in, io.link_out) == (r.model.architecture.dim, r.model.architecture.dim)  # the I/O tile drives the links
+
+
+def test_dies_asked_for():
+    die = load_die("mini")
+    cuts = partition_blocks(blocks(40, 20, 10, 10, 40, 30), die, dies=4)
+    assert len(cuts) == 4 and max(c.needs["mac"] for c in cuts) == 40
+    assert len(partition_blocks(blocks(1, 1, 1), die, dies=3)) == 3  # fits one; three asked for
+    with pytest.raises(UserError, match="dies = 2: the model needs at least 3 mini dies"):
+        partition_blocks(blocks(40, 20, 10, 10, 40, 30), die, dies=2)
+    with pytest.raises(UserError, match="dies = 4: the model has 3 layer blocks"):
+        partition_blocks(blocks(1, 1, 1), die, dies=4)
+
+
+def test_stage_graph_keeps_the_model_order():
+    """Node and edge order come from the model graph, never from a set: the masks of a die must not
+    depend on PYTHONHASHSEED (networkx's subgraph view iterates a set of nodes)."""
+    r = load_recipe("stories260k")
+    g = lower_args(args_of(r.model.architecture))
+    h = stage_graph(g, ("L2", "L3"))
+    inner = [n for n in h.nodes if n in g]
+    assert inner == [n for n in g.nodes if n in set(inner)]
+    assert [(u, v) for u, v in h.edges if u in g and v in g] == [(u, v) for u, v in g.edges if u in set(inner) and v in set(inner)]
