@@ -79,6 +79,27 @@ def make_workspace(ws: Path) -> None:
     (ws / "text.txt").write_text("Once upon a time there was a little dog. " * 40)
     (ws / "empty.txt").write_text("")
     (ws / "ids.ids").write_text(" ".join(str(i % 256) for i in range(4000)))
+    write_recipe("sys2.toml", two_dies)(ws)  # tiny-llama as a system of two mini dies
+    p = _run([str(ws / "sys2.toml"), "-o", str(ws / "base-system")], ws)
+    if p.returncode != 0:
+        sys.exit(f"compiling tiny-llama as two dies failed:\n{p.stderr}")
+
+
+def two_dies(recipe: str) -> str:
+    return recipe.replace("[target]\n", "[target]\ndies = 2\n")
+
+
+def copy_system(edit: Callable[[Path], None] = lambda d: None) -> Callable[[Path], None]:
+    def setup(ws: Path) -> None:
+        shutil.copytree(ws / "base-system", ws / "system")
+        edit(ws / "system")
+    return setup
+
+
+def other_base_die(system: Path) -> None:
+    man = json.loads((system / "die1" / "manifest.json").read_text())
+    man["die"] |= {"name": "hc1", "sha256": "0" * 64}
+    (system / "die1" / "manifest.json").write_text(json.dumps(man, indent=1))
 
 
 def copy_chip(name: str = "chip") -> Callable[[Path], None]:
@@ -244,6 +265,23 @@ CASES: list[Case] = [
     Case("verify", "`--jobs 0`", ("verify", C, "--jobs", "0"), 2, copy_chip()),
     Case("verify", "mask hash in manifest.json changed", ("verify", C, "--tokens", "4"), 1, chip_edit(wrong_hash), out="chip", stdout="FAILED"),
     Case("verify", "one select via deleted from the masks", ("verify", C, "--tokens", "4"), 1, chip_edit(delete_via), out="chip", stdout="FAILED"),
+    # multi-die systems
+    Case("compile", "`--only-die 5` of a 2-die system", ("{ws}/sys2.toml", "-o", "{ws}/o", "--only-die", "5"), 2, expect="--only-die 5"),
+    Case("compile", "`--only-die 0` of a model that fits one die", ("tiny-llama", "-o", "{ws}/o", "--only-die", "0"), 2, expect="fits one"),
+    Case("compile", "`[target] dies = 9` for 4 layer blocks", ("{ws}/r.toml",), 2,
+         write_recipe("r.toml", lambda t: t.replace("[target]\n", "[target]\ndies = 9\n")), expect="dies = 9"),
+    Case("compile", "two dies of a die without `[link]`", ("{ws}/sys2.toml", "--die", "{ws}/d.toml", "-o", "{ws}/o"), 2,
+         write_die("d.toml", lambda t: t[: t.index("[link]")]), expect="no [link]"),
+    Case("verify", "system with a die directory missing", ("verify", "{ws}/system"), 2, copy_system(lambda d: shutil.rmtree(d / "die1")),
+         expect="die 1 is missing"),
+    Case("verify", "system whose dies are of different base dies", ("verify", "{ws}/system"), 2, copy_system(other_base_die),
+         expect="same base die"),
+    Case("verify", "`--die 7` of a 2-die system", ("verify", "{ws}/system", "--die", "7"), 2, copy_system(), expect="--die 7"),
+    Case("verify", "one die directory of a system", ("verify", "{ws}/system/die1"), 2, copy_system(), expect="--die 1"),
+    Case("verify", "one select via deleted from die 1 of a system", ("verify", "{ws}/system", "--tokens", "4"), 1,
+         copy_system(lambda d: delete_via(d / "die1")), out="system", stdout="FAILED"),
+    Case("emulate", "system with a die directory missing", ("emulate", "{ws}/system", "--prompt", "1 2"), 2,
+         copy_system(lambda d: shutil.rmtree(d / "die1")), expect="die 1 is missing"),
     # emulate
     Case("emulate", '`--prompt "999"` on a 256-token chip', ("emulate", C, "--prompt", "999"), 2, copy_chip()),
     Case("emulate", '`--prompt "-1"`', ("emulate", C, "--prompt", "-1"), 2, copy_chip()),
@@ -299,7 +337,7 @@ def run_case(i: int, case: Case, base: Path) -> Row:
         row.skipped = "needs ../shared/models"
         return row
     ws = Path(tempfile.mkdtemp(prefix=f"case{i}-", dir=base))
-    for name in ("base-chip", "ckpt", "text.txt", "empty.txt", "ids.ids"):
+    for name in ("base-chip", "base-system", "sys2.toml", "ckpt", "text.txt", "empty.txt", "ids.ids"):
         src = base / "_shared" / name
         (shutil.copytree if src.is_dir() else shutil.copyfile)(src, ws / name)
     mounted = []

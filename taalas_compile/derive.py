@@ -152,7 +152,8 @@ def choose_die(g: nx.DiGraph, quant: QuantCfg, context: int, what: str, several_
     args = g.graph["args"]
     raise UserError(f"{what} ({args.n_params / 1e9:.2f} B parameters at {big.bits_per_weight:.2f} bits/weight, "
                     f"{context:,}-token KV cache) needs {need}; the largest shipped die, {big.die.name}, has {have}: "
-                    f"pass --die FILE with a larger die (`taalas-compile plan` shows the split over several {big.die.name} dies)")
+                    f"pass --die {big.die.name} to compile it as a system of several {big.die.name} dies (`taalas-compile plan` "
+                    f"shows the split), or --die FILE with a larger die")
 
 
 def derive_recipe(ckpt: Path, die: str | None = None, several_dies: bool = False, name: str | None = None) -> Recipe:

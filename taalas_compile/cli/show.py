@@ -245,6 +245,11 @@ def system_emulation(emu: dict) -> None:
         if "greedy_match" in e:
             out.print(f"die {k} (last, given the reference's input) vs quantized reference: {e['tokens']} tokens, greedy match {e['greedy_match']}, "
                       f"max |Δlogit| {_num(e['max_logit_diff'], '.3g')} (tolerance {e['tolerance']:.0%} of {_num(e['logit_scale'], '.3g')})")
+        elif e.get("streamed") and e.get("ran"):
+            worst = max((b for b in e["blocks"] if b["max_rel_diff"] is not None), key=lambda b: b["max_rel_diff"], default=None)
+            out.print(f"die {k}, block by block, teacher-forced at every block boundary: {len(e['blocks'])} blocks"
+                      + (f", largest deviation {_num(worst['max_rel_diff'], '.2%')} ({escape(worst['block'])})" if worst else "")
+                      + " (the link it sends: its last block's output)")
         elif e.get("ran"):
             out.print(f"die {k} (given {escape(e['teacher_forced'])}): {escape(e['sends'])} within {_num(e['max_rel_diff'], '.2%')} of the reference's "
                       f"(tolerance {e['tolerance']:.0%})")

@@ -108,4 +108,5 @@ def test_a_model_no_shipped_die_holds_is_one_line_and_exit_2(tmp_path):
     assert p.returncode == 2 and len(errors) == 1 and "Traceback" not in p.stderr, p.stderr
     assert "(39.01 B parameters at 4.99 bits/weight, 2,048-token KV cache) needs 13,372 MAC tiles;" in errors[0]
     assert "the largest shipped die, hc1, has 3,071 MAC tiles" in errors[0] and "--die FILE" in errors[0]
+    assert "pass --die hc1 to compile it as a system of several hc1 dies" in errors[0]
     assert not (tmp_path / "out").exists()

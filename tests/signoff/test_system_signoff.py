@@ -84,7 +84,7 @@ def test_an_io_tile_that_does_not_match_its_link_is_a_finding(system_chip):
     assert v.category == "system.link" and "die 1" in v.message and "256" in v.message and "128" in v.message
 
 
-def test_dies_too_large_to_read_whole_are_signed_off_block_by_block(system_ckpt, tmp_path, monkeypatch):
+def test_dies_too_large_to_read_whole_are_signed_off_block_by_block(system_ckpt, tmp_path, monkeypatch, capsys):
     """The path every hc1 die of a large system takes (over KLAYOUT_MAX_DIGITS digit cells): the
     OASIS masks read cell by cell, each block teacher-forced; the last die's logits judged."""
     from taalas_compile.inputs import resolve
@@ -100,3 +100,8 @@ def test_dies_too_large_to_read_whole_are_signed_off_block_by_block(system_ckpt,
     assert all(e["streamed"] for e in dies.values())
     assert [b["block"] for b in dies[1]["blocks"] if b["max_rel_diff"] is not None] == ["L1"]
     assert dies[2]["greedy_match"] is not None and "reference_tokens" in dies[2]
+    from taalas_compile.cli import show
+
+    show.signoff(res)  # what verify prints for such a system
+    text = " ".join(capsys.readouterr().out.split())
+    assert "die 1, block by block, teacher-forced at every block boundary" in text and "PASSED" in text
