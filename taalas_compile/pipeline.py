@@ -295,7 +295,7 @@ def _compile_system(inp: Inputs, out: Path, step: Callable[[str], None], opts: C
     doc: dict = {}
     for d in build:
         g, pl, routing = mapped[d.index]
-        params = {s.slice.param for s in pl.tiles if s.slice} | {p.name for n in g.nodes for p in g.nodes[n]["op"].params if p.kind == "weight"}
+        params = {p.name for n in g.nodes for p in g.nodes[n]["op"].params}  # the stage's own tensors
         specs = {name: spec for name, spec in bits.specs.items() if name in params}
         c = Compiled(g, specs, q.etched, pl, routing, dict(t), bits.allocation, bits.calib, q.quality, q.stream)
         step(f"die {d.index}: {d.blocks[0]}..{d.blocks[-1]}")

@@ -17,6 +17,7 @@ one per slowest-tile time: a step of S tokens takes latency + (S - 1) x slowest 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import networkx as nx
 
@@ -94,19 +95,25 @@ class CycleModel:
 
     def report(self, steps: list[list[int]]) -> dict:
         """Timing of the steps an emulator ran (each step: the positions of the sequences in flight)."""
-        hz = self.die.clock.mhz * 1e6
-        lat, total, tokens, in_flight = [], 0, 0, 0
-        for positions in steps:
-            per = [self.latency(p + 1) for p in positions]
-            lat += [c for c, _ in per]
-            total += max(c for c, _ in per) + (len(per) - 1) * max(s for _, s in per)
-            tokens += len(per)
-            in_flight = max(in_flight, len(per))
-        mean = sum(lat) / max(len(lat), 1)
-        return {
-            "clock_mhz": self.die.clock.mhz, "tokens": tokens, "sequences_in_flight": in_flight,
-            "latency_cycles_per_token": mean, "latency_us_per_token": mean / hz * 1e6,
-            "tokens_per_s_single": hz / mean if mean else 0.0,
-            "tokens_per_s_aggregate": hz * tokens / total if total else 0.0,
-            "run_cycles": total,
-        }
+        return timing_report(self.latency, steps, self.die)
+
+
+def timing_report(latency: Callable[[int], tuple[float, float]], steps: list[list[int]], die: Die) -> dict:
+    """What `latency(seq_len)` -> (cycles per token, pipeline period) adds up to over the steps an
+    emulator ran: a step of S sequences takes the longest latency + (S - 1) periods."""
+    hz = die.clock.mhz * 1e6
+    lat, total, tokens, in_flight = [], 0, 0, 0
+    for positions in steps:
+        per = [latency(p + 1) for p in positions]
+        lat += [c for c, _ in per]
+        total += max(c for c, _ in per) + (len(per) - 1) * max(s for _, s in per)
+        tokens += len(per)
+        in_flight = max(in_flight, len(per))
+    mean = sum(lat) / max(len(lat), 1)
+    return {
+        "clock_mhz": die.clock.mhz, "tokens": tokens, "sequences_in_flight": in_flight,
+        "latency_cycles_per_token": mean, "latency_us_per_token": mean / hz * 1e6,
+        "tokens_per_s_single": hz / mean if mean else 0.0,
+        "tokens_per_s_aggregate": hz * tokens / total if total else 0.0,
+        "run_cycles": total,
+    }

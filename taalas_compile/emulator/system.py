@@ -10,7 +10,7 @@ import numpy as np
 
 from taalas_compile.config.die import TOKEN_BYTES, Die
 from taalas_compile.emulator import tiles as T
-from taalas_compile.emulator.cycles import CycleModel
+from taalas_compile.emulator.cycles import CycleModel, timing_report
 from taalas_compile.emulator.run import Driver, Emulator
 
 
@@ -98,20 +98,4 @@ class SystemCycles:
         return sum(c for c, _ in per) + self.link_cycles, max(max(s for _, s in per), self.link_period)
 
     def report(self, steps: list[list[int]]) -> dict:
-        hz = self.die.clock.mhz * 1e6
-        lat, total, tokens, in_flight = [], 0.0, 0, 0
-        for positions in steps:
-            per = [self.latency(p + 1) for p in positions]
-            lat += [c for c, _ in per]
-            total += max(c for c, _ in per) + (len(per) - 1) * max(s for _, s in per)
-            tokens += len(per)
-            in_flight = max(in_flight, len(per))
-        mean = sum(lat) / max(len(lat), 1)
-        return {
-            "clock_mhz": self.die.clock.mhz, "tokens": tokens, "sequences_in_flight": in_flight, "dies": len(self.models),
-            "latency_cycles_per_token": mean, "latency_us_per_token": mean / hz * 1e6,
-            "link_us_per_token": self.link_seconds * 1e6,
-            "tokens_per_s_single": hz / mean if mean else 0.0,
-            "tokens_per_s_aggregate": hz * tokens / total if total else 0.0,
-            "run_cycles": total,
-        }
+        return timing_report(self.latency, steps, self.die) | {"dies": len(self.models), "link_us_per_token": self.link_seconds * 1e6}

@@ -19,6 +19,7 @@ teacher-forced on both sides)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +37,7 @@ from taalas_compile.emulator.system import SystemEmulator
 from taalas_compile.emulator.tiles import EmulationError
 from taalas_compile.emulator.trace import reference_stages
 from taalas_compile.errors import UserError
+from taalas_compile.files import write_atomic
 from taalas_compile.model.generate import greedy
 from taalas_compile.reference import build_references
 from taalas_compile.signoff.emulation import LOGIT_TOLERANCE, _kl_top1, judge
@@ -211,17 +213,8 @@ def system_result(d: Path, s: System, dies: dict[int, dict], system_emu: dict, r
     if only is None:
         res["reports"] = {"signoff.json": str(d / "signoff" / "signoff.json")}
         (d / "signoff").mkdir(exist_ok=True)
-        write_json(d / "signoff" / "signoff.json", res)
+        write_atomic(d / "signoff" / "signoff.json", lambda path: path.write_text(json.dumps(res, indent=1) + "\n"))
     return res
-
-
-def write_json(path: Path, doc: dict) -> None:
-    import json
-
-    from taalas_compile.files import write_atomic
-
-    write_atomic(path, lambda p: p.write_text(json.dumps(doc, indent=1) + "\n"))
-
 
 
 def verify_dir(out: Path, tokens: int = 8, step: Callable[[str], None] = lambda s: None, jobs: int | None = 1,
