@@ -21,7 +21,7 @@ from taalas_compile.quant.cache import stream_store
 from taalas_compile.quant.calibrate import Calibration
 from taalas_compile.quant.codes import QTensor, QuantSpec
 from taalas_compile.quant.etched import Etched
-from taalas_compile.quant.reference import build_quant_model
+from taalas_compile.quant.reference import build_golden_model
 from taalas_compile.quant.reference_stream import StreamedReference, run_streamed
 
 
@@ -37,15 +37,14 @@ class References:
 
 
 def build_references(inp: Inputs) -> References:
-    """The float model and the quantized reference, with the bits and codes the compile etches
-    (`etch.choose_bits` and `etch.etch`: the same calibration windows, allocation and quantizer).
-    The quantized reference also keeps its KV cache in the die's format."""
+    """The float model and the quantized reference (the golden model: the die's exact arithmetic,
+    KV cache in the die's format), with the bits and codes the compile etches (`etch.choose_bits`
+    and `etch.etch`: the same calibration windows, allocation and quantizer)."""
     bits = choose_bits(inp)
     with tempfile.TemporaryDirectory(prefix="taalas-quant-") as tmp:  # unit files when the cache is off
         etched, _ = etch(inp, bits, stream_store() or Path(tmp))
         qw = {name: etched.tensor(name) for name in bits.specs}
-    quant = build_quant_model(inp.source, qw, inp.die.arith.act_bits)
-    quant.set_kv_format(inp.die.arith.kv_bits)  # the cache as the die stores it (die.arith.kv_format)
+    quant = build_golden_model(inp.source, qw, inp.die.arith.act_bits, inp.die.arith.kv_bits)
     return References(bits.graph, bits.specs, qw, build_model(inp.source), quant, bits.allocation, bits.calib)
 
 

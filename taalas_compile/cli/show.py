@@ -22,6 +22,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from taalas_compile.emulator.compare import describe
 from taalas_compile.frontend.ir import short_name
 from taalas_compile.view.session import MAX_OPEN_DIGITS, session_command, shell
 
@@ -213,15 +214,10 @@ def signoff(res: dict) -> None:
     if res.get("system"):
         system_emulation(emu)
     elif emu.get("ran"):
-        out.print(f"emulator vs quantized reference: {emu['tokens']} tokens, greedy match {emu['greedy_match']}, "
-                  f"max |Δlogit| {_num(emu['max_logit_diff'], '.3g')} (tolerance {emu['tolerance']:.0%} of {_num(emu['logit_scale'], '.3g')}); "
-                  f"vs float: KL {_num(emu['vs_float']['kl'], '.4f')}, top-1 agreement {_num(emu['vs_float']['top1_agreement'], '.0%')}")
+        out.print(f"emulator vs quantized reference: {emu['tokens']} tokens, logits {_exactness(emu)}; " + _vs_float(emu["vs_float"]), soft_wrap=True)
         if emu.get("streamed"):
-            worst = max((b for b in emu["blocks"] if b["max_rel_diff"] is not None), key=lambda b: b["max_rel_diff"], default=None)
-            e2e = emu["end_to_end"]["vs_quant"]
-            out.print(f"block by block, teacher-forced at every block boundary: {len(emu['blocks'])} blocks"
-                      + (f", largest deviation {worst['max_rel_diff']:.2%} ({worst['block']})" if worst else "")
-                      + f"; chained end to end: KL {_num(e2e['kl'], '.4f')}, greedy agreement {_num(e2e['top1_agreement'], '.0%')} (reported)")
+            out.print(f"block by block, teacher-forced at every block boundary: {_blocks(emu['blocks'])}; chained end to end: "
+                      f"{_exactness(emu['end_to_end'])}", soft_wrap=True)
     elif emu.get("skipped"):
         out.print(f"emulation skipped: {escape(emu['skipped'])}")
     for v in res["violations"][:20]:
@@ -239,26 +235,41 @@ def signoff(res: dict) -> None:
     out.print("[bold green]PASSED[/]" if res["passed"] else "[bold red]FAILED[/]")
 
 
+def _exactness(r: dict) -> str:
+    """"equal bit for bit" or where the first difference is."""
+    return "equal bit for bit" if r.get("exact") else f"[bold red]differ[/]: {escape(describe(r['difference']))}"
+
+
+def _vs_float(v: dict) -> str:
+    return (f"vs float (reported): KL {_num(v['kl'], '.4f')}, top-1 agreement {_num(v['top1_agreement'], '.0%')}, "
+            f"max |Δlogit| {_num(v['relative'], '.2%')} of the largest")
+
+
+def _blocks(blocks: list[dict]) -> str:
+    compared = [b for b in blocks if b.get("compared")]
+    bad = [b for b in compared if not b["exact"]]
+    if not bad:
+        return f"{len(compared)} block outputs equal bit for bit"
+    return (f"[bold red]{len(bad)} of {len(compared)} block outputs differ[/], the first {escape(bad[0]['block'])}: "
+            f"{escape(describe(bad[0]['difference']))}")
+
+
 def system_emulation(emu: dict) -> None:
     """The emulation lines of a multi-die system's sign-off: each die teacher-forced, then chained."""
     for k, e in emu["dies"].items():
         if "greedy_match" in e:
-            out.print(f"die {k} (last, given the reference's input) vs quantized reference: {e['tokens']} tokens, greedy match {e['greedy_match']}, "
-                      f"max |Δlogit| {_num(e['max_logit_diff'], '.3g')} (tolerance {e['tolerance']:.0%} of {_num(e['logit_scale'], '.3g')})")
+            out.print(f"die {k} (last, given the reference's input) vs quantized reference: {e['tokens']} tokens, logits {_exactness(e)}",
+                      soft_wrap=True)
         elif e.get("streamed") and e.get("ran"):
-            worst = max((b for b in e["blocks"] if b["max_rel_diff"] is not None), key=lambda b: b["max_rel_diff"], default=None)
-            out.print(f"die {k}, block by block, teacher-forced at every block boundary: {len(e['blocks'])} blocks"
-                      + (f", largest deviation {_num(worst['max_rel_diff'], '.2%')} ({escape(worst['block'])})" if worst else "")
-                      + " (the link it sends: its last block's output)")
+            out.print(f"die {k}, block by block, teacher-forced at every block boundary: {_blocks(e['blocks'])} "
+                      "(the link it sends: its last block's output)", soft_wrap=True)
         elif e.get("ran"):
-            out.print(f"die {k} (given {escape(e['teacher_forced'])}): {escape(e['sends'])} within {_num(e['max_rel_diff'], '.2%')} of the reference's "
-                      f"(tolerance {e['tolerance']:.0%})")
+            out.print(f"die {k} (given {escape(e['teacher_forced'])}): {escape(e['sends'])} {_exactness(e)}", soft_wrap=True)
         else:
             out.print(f"die {k}: emulation {escape(e.get('skipped') or e.get('error') or 'not run')}")
     chained = emu["system"].get("chained")
     if chained:
-        out.print(f"dies chained through the links: KL {_num(chained['vs_quant']['kl'], '.4f')}, greedy agreement "
-                  f"{_num(chained['vs_quant']['top1_agreement'], '.0%')} with the quantized reference (reported)")
+        out.print(f"dies chained through the links: logits {_exactness(chained)}; " + _vs_float(chained["vs_float"]), soft_wrap=True)
 
 
 def generated(prompt: list[int], new: list[int], tok) -> None:
@@ -285,10 +296,14 @@ def emulation(res, timing: bool) -> None:
             tab.add_column(col, justify="left" if col == "stage" else "right")
         for r in tr["stages"]:
             tab.add_row(r["stage"], f"{r['emulator_rms']:.4g}", f"{r['reference_rms']:.4g}", f"{r['max_abs_diff']:.3g}",
-                        f"{r['relative']:.2%}", "[bold red]diverged[/]" if r["diverged"] else "ok")
+                        f"{r['relative']:.2%}", "equal" if r["exact"] else "[bold red]differs[/]")
         out.print(tab)
-        first = tr["first_divergence"]
-        out.print(f"first divergence: [bold red]{escape(first)}[/]" if first else f"no stage diverges (tolerance {tr['tolerance']:.0%} of max |reference|)")
+        first = tr["first_difference"]
+        if first:
+            row = next(r for r in tr["stages"] if r["stage"] == first)
+            out.print(f"first difference: [bold red]{escape(first)}[/], {escape(describe(row['difference']))}", soft_wrap=True)
+        else:
+            out.print("every stage equal bit for bit")
         if tr["saved"]:
             out.print(f"activations saved to {escape(str(tr['saved']))}")
 

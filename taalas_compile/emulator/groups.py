@@ -1,18 +1,18 @@
 """Tile groups: the MAC tiles that drive one net, fused into one integer matmul (or one table for
 the embedding) at load time from their decoded ROM programs.
 
-A matrix's tiles hold disjoint (row block, whole-group column block) pieces, so fusing changes
-nothing the die computes: each group's integer accumulation is exact either way. Only the order
-of the final fp32 sum over groups differs from adding the tiles' partial sums net by net (that
-order is not fixed by the die either). Tiles that overlap or break the group grid are not fused;
-the emulator then runs them one by one.
+A matrix's tiles hold disjoint (row block, whole-group column block) pieces, and the accumulator
+they share adds integers (`die/arithmetic.py`: int64 Q31.32), so fusing changes no bit the die
+computes. Tiles that overlap or break the group grid are not fused; the emulator then runs them
+one by one and adds their accumulators on the net.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from taalas_compile.emulator.tiles import EmulationError, Program, quantize_groups
+from taalas_compile.die import arithmetic as A
+from taalas_compile.emulator.tiles import EmulationError, Program
 
 
 class MatGroup:
@@ -32,8 +32,10 @@ class MatGroup:
             g0, tg = in_off // group, p.codes.shape[1]
             codes[g0 : g0 + tg, :, out_off : out_off + n_rows] = p.codes.transpose(1, 2, 0)
             scales[g0 : g0 + tg, out_off : out_off + n_rows] = p.scales.T
-        self.codes, self.scales = codes, scales[:, None, :]  # scales [NG, 1, out]
-        self.lora: tuple[np.ndarray, np.ndarray, np.float32] | None = None  # (A^T [in, r], B^T [r, out], scale)
+        self.codes = codes  # integer-valued; summed in `A.mac_dtype`, where every partial sum is exact
+        self.weight_bits = max(p.header.bits for p in programs)
+        self.scales = scales  # [NG, out], fp16 values
+        self.lora: tuple[np.ndarray, np.ndarray, np.float32] | None = None  # (A [r, in], B [out, r], scale), fp16 values
 
     @staticmethod
     def fusable(programs: list[Program]) -> bool:
@@ -52,17 +54,32 @@ class MatGroup:
         return True
 
     def __call__(self, x: np.ndarray, act_bits: int) -> np.ndarray:
-        """x [B, >= n_in] fp32 -> [B, n_out] fp32."""
+        """x [B, >= n_in] fp32 -> the net's accumulator [B, n_out] (int64 Q31.32)."""
         if x.shape[-1] < self.n_in:
             raise EmulationError(f"{self.names[0]}: input has {x.shape[-1]} elements, needs {self.n_in}")
         xin = x[:, : self.n_in]
-        q, sx = quantize_groups(xin, self.group, act_bits)  # [B, NG, g], [B, NG]
-        acc = np.matmul(q.transpose(1, 0, 2), self.codes)  # [NG, B, out]: exact integer sums in fp32 (< 2^24)
-        y = (acc * (self.scales * sx.T[:, :, None])).sum(axis=0, dtype=np.float32)
+        q, sx = A.quantize_groups(xin, self.group, act_bits)  # [B, NG, g], [B, NG]
+        ng, out = self.scales.shape
+        codes = self.codes.astype(A.mac_dtype(self.group, self.weight_bits, act_bits), copy=False)
+        step = max(1, ROWS_ELEMENTS // (ng * out))  # rows at a time: the [NG, rows, out] partials stay small
+        acc = np.empty((len(xin), out), np.int64)
+        for r0 in range(0, len(xin), step):
+            dots = np.matmul(q[r0 : r0 + step].transpose(1, 0, 2).astype(codes.dtype), codes)  # [NG, rows, out]
+            acc[r0 : r0 + step] = A.to_fixed(dots, self.scales[:, None, :], sx[r0 : r0 + step].T[:, :, None]).sum(axis=0)
         if self.lora is not None:
-            at, bt, s = self.lora
-            y += ((xin @ at) @ bt) * s
-        return y
+            acc += A.fixed_of(lora_delta(xin, *self.lora))
+        return acc
+
+
+ROWS_ELEMENTS = 1 << 23  # partial products a tile group holds at once (int64: 64 MiB)
+
+
+def lora_delta(x: np.ndarray, a: np.ndarray, b: np.ndarray, scale: np.float32) -> np.ndarray:
+    """The LoRA unit on x [B, in]: h = tree_sum_in(x * A_r) per rank row; u = tree_sum_r(B_o * h);
+    u * scale -> [B, out] fp32."""
+    h = np.stack([A.tree_sum(xb[None, :] * a) for xb in x])  # [B, r]
+    u = np.stack([A.tree_sum(b * hb[None, :]) for hb in h])  # [B, out]
+    return u * scale
 
 
 class LookupGroup:

@@ -1,27 +1,17 @@
 """The KV cache as the die stores it in an attention unit's SRAM (`[arith] kv_format`).
 
 "int_token_fp16": for every (sequence, position, K or V, KV head) the head_dim values are stored as
-signed `kv_bits` integers with one fp16 scale (absmax / qmax, rounded to fp16; codes round half
-to even against that fp16 scale and clip to ±qmax). A token of one sequence takes
+signed `kv_bits` integers with one fp16 scale (`die/arithmetic.round_kv`). A token of one sequence takes
 `Arithmetic.kv_bytes(n_kv, head_dim)` bytes; the cache holds `sequences` x `context` tokens and
-must fit the SRAM tiles connected to the unit's `d` pin. `model/llama.py` rounds the reference's
-cache the same way.
+must fit the SRAM tiles connected to the unit's `d` pin.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from taalas_compile.die.arithmetic import dequantize_kv, round_kv
 from taalas_compile.emulator.tiles import EmulationError
-
-
-def round_kv(x: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """x fp32 [..., hd] -> (codes int8/int16 [..., hd], scales fp16 [...])."""
-    qmax = np.float32((1 << (bits - 1)) - 1)
-    s16 = (np.abs(x).max(axis=-1) / qmax).astype(np.float16)
-    s = s16.astype(np.float32)[..., None]
-    q = np.where(s > 0, np.rint(x / np.where(s > 0, s, np.float32(1.0))), np.float32(0.0))
-    return np.clip(q, -qmax, qmax).astype(np.int8 if bits <= 8 else np.int16), s16
 
 
 class KvStore:
@@ -53,5 +43,5 @@ class KvStore:
 
     def read(self, seq: int, length: int) -> tuple[np.ndarray, np.ndarray]:
         """Dequantized keys, values fp32 [length, n_kv, hd] of positions 0 .. length-1."""
-        kv = self.codes[seq, :length].astype(np.float32) * self.scales[seq, :length, :, :, None].astype(np.float32)
+        kv = dequantize_kv(self.codes[seq, :length], self.scales[seq, :length])
         return kv[:, 0], kv[:, 1]

@@ -75,7 +75,7 @@ def load_lora(emu, adapter: Adapter | None) -> None:
         # the tile group reads its slot back from the SRAM bytes
         raw = sram[tiles[s.tile]][s.offset : s.offset + blob.size].view(np.float16).astype(np.float32)
         a32, b32 = raw[: max_rank * s.n_in].reshape(max_rank, s.n_in), raw[max_rank * s.n_in :].reshape(s.n_out, max_rank)
-        group.lora = (np.ascontiguousarray(a32.T), np.ascontiguousarray(b32.T), np.float32(adapter.scale))
+        group.lora = (a32, b32, np.float32(adapter.scale))
     emu.sram = sram
 
 

@@ -4,7 +4,8 @@ At load time every tile's program is decoded from its ROM, the MAC tiles that dr
 fused into a tile group (`groups.py`), and the units (tile groups and vector units) are put in
 dataflow order. A step then runs every unit once on [B, n] activations, B = sequences in flight,
 each at its own position and with its own KV-cache slot. A net's value is the sum of its drivers'
-outputs, each placed at the driver's output offset.
+outputs, each placed at the driver's output offset: MAC tiles drive their accumulators (int64),
+added as integers and read out as fp32 (`die/arithmetic.from_fixed`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import networkx as nx
 import numpy as np
 
 from taalas_compile.die import rom_format as rf
+from taalas_compile.die.arithmetic import from_fixed
 from taalas_compile.die.program import Io, decode
 from taalas_compile.emulator import tiles as T
 from taalas_compile.emulator.chip import DRIVER_PINS, ChipImage
@@ -255,12 +257,18 @@ class Emulator(Driver):
                 ps = parts[n]
                 if not ps:
                     raise T.EmulationError(f"net {n} is read before any unit drives it")
-                if len(ps) == 1 and ps[0][0] == 0:
+                fixed = [(o, v) for o, v in ps if v.dtype == np.int64]  # MAC accumulators: added as integers
+                width = max(o + v.shape[1] for o, v in ps)
+                if len(ps) == 1 and ps[0][0] == 0 and not fixed:
                     resolved[n] = ps[0][1]
                 else:
-                    x = np.zeros((len(pos), max(o + v.shape[1] for o, v in ps)), np.float32)
+                    acc = np.zeros((len(pos), width), np.int64)
+                    for o, v in fixed:
+                        acc[:, o : o + v.shape[1]] += v
+                    x = from_fixed(acc)
                     for o, v in ps:
-                        x[:, o : o + v.shape[1]] += v
+                        if v.dtype != np.int64:
+                            x[:, o : o + v.shape[1]] += v
                     resolved[n] = x
             return resolved[n]
 

@@ -1,9 +1,10 @@
 """What each tile computes, decoded from its own ROM (header words + data), in numpy.
 
-Arithmetic (docs/die-model.md): vectors between tiles are fp32. A MAC tile quantizes its input
-slice to signed `act_bits` integers with one fp32 scale per weight group (absmax / qmax, round half
-to even), accumulates code x activation exactly in integers per group, then sums
-acc * (weight scale * activation scale) in fp32. Vector units compute in fp32.
+Arithmetic: the die's specification, `die/arithmetic.py` (docs/die-model.md, "Arithmetic"). This
+module composes its primitives into the tiles' operations on its own; the quantized reference
+(`quant/golden.py`) does the same in PyTorch, and the two must agree bit for bit. A MAC tile's
+output is its accumulator (int64 Q31.32): the tiles that drive one net add theirs, and the net's
+reader converts the sum to fp32 (`run.py`). Vectors between other tiles are fp32.
 
 Every function takes a batch: activations are [B, n], one row per sequence in flight.
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from taalas_compile.die import arithmetic as A
 from taalas_compile.die import rom_format as rf
 from taalas_compile.die.program import MAC_PROGRAMS, RmsNorm, Rope, TileProgram
 from taalas_compile.die.program import decode as decode_header
@@ -70,56 +72,45 @@ def decode(name: str, img: np.ndarray) -> Program:
     return p
 
 
-def quantize_groups(x: np.ndarray, group: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """x fp32 [..., n] -> (q [..., ng, group] integer-valued fp32, scale fp32 [..., ng]); the ragged
-    tail is zero-padded. Integer values are held in fp32: exact below 2^24."""
-    n = x.shape[-1]
-    ng = -(-n // group)
-    xg = x if ng * group == n else np.concatenate([x, np.zeros((*x.shape[:-1], ng * group - n), np.float32)], -1)
-    xg = xg.reshape(*x.shape[:-1], ng, group)
-    qmax = np.float32((1 << (bits - 1)) - 1)
-    scale = np.abs(xg).max(axis=-1) / qmax
-    safe = np.where(scale > 0, scale, np.float32(1.0))
-    q = np.rint(xg / safe[..., None])
-    return np.clip(q, -qmax, qmax, out=q), scale.astype(np.float32)
-
-
 def matvec(p: Program, x: np.ndarray, act_bits: int) -> np.ndarray:
-    """One MAC tile: x [n] or [B, n] -> its output rows."""
+    """One MAC tile: x [B, n] fp32 -> its accumulator [B, rows] (int64 Q31.32)."""
     group, n_cols, in_off = p.header.group, p.header.n_cols, p.header.in_off
     if x.shape[-1] < in_off + n_cols:
         raise EmulationError(f"{p.name}: input has {x.shape[-1]} elements, needs {in_off + n_cols}")
-    q, sx = quantize_groups(x[..., in_off : in_off + n_cols], group, act_bits)
-    acc = np.einsum("rgk,...gk->...rg", p.codes.astype(np.int64), q.astype(np.int64))  # exact integer accumulation per group
-    return (acc.astype(np.float32) * (p.scales * sx[..., None, :])).sum(axis=-1, dtype=np.float32)
+    q, sx = A.quantize_groups(x[..., in_off : in_off + n_cols], group, act_bits)  # [B, ng, g], [B, ng]
+    acc = np.einsum("rgk,bgk->bgr", p.codes.astype(np.int64), q.astype(np.int64))  # exact integer dot products per group
+    return A.to_fixed(acc, p.scales.T[None], sx[:, :, None]).sum(axis=1)  # [B, rows]
 
 
 def rmsnorm(p: Program, x: np.ndarray) -> np.ndarray:
-    eps = p.header.eps
+    """x [B, >= n] -> [B, n]: ms = tree_sum(x x x) / n; r = 1 / sqrt(ms + eps); (x x r) x gain."""
     x = x[:, : p.header.n]
-    return (x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True, dtype=np.float32) + np.float32(eps))) * p.consts
+    ms = A.tree_sum(x * x) / np.float32(p.header.n)
+    r = np.float32(1.0) / A.sqrt(ms + np.float32(p.header.eps))
+    return (x * r[:, None]) * p.consts
 
 
 def rope(p: Program, x: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """x [B, n], pos [B] int."""
+    """x [B, n], pos [B] int: each head's rotate-half pairs (i, i + hd/2) turned by its position."""
     n_heads, hd = p.header.n_heads, p.header.head_dim
-    ang = pos.astype(np.float32)[:, None] * p.consts  # [B, hd/2] fp32
-    cos, sin = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+    cos, sin = A.rope_cos_sin(pos, p.consts)  # [B, hd/2]
+    cos, sin = cos[:, None, :], sin[:, None, :]
     h = x[:, : n_heads * hd].reshape(-1, n_heads, hd)
-    a, b = h[..., : hd // 2], h[..., hd // 2 :]  # rotate-half pairs (i, i + hd/2)
+    a, b = h[..., : hd // 2], h[..., hd // 2 :]
     return np.concatenate([a * cos - b * sin, b * cos + a * sin], axis=-1).reshape(x.shape[0], -1)
 
 
 def attend(q: np.ndarray, keys: np.ndarray, vals: np.ndarray, n_heads: int) -> np.ndarray:
-    """One sequence: q [n_heads * hd], keys/vals [T, n_kv, hd] -> [n_heads * hd]."""
+    """One query: q [n_heads * hd], keys/vals [T, n_kv, hd] (dequantized) -> [n_heads * hd]."""
     _, n_kv, hd = keys.shape
-    qh = q[: n_heads * hd].reshape(n_kv, n_heads // n_kv, hd)  # query head h uses kv head h // rep
-    scores = np.einsum("grd,tgd->grt", qh, keys) / np.float32(np.sqrt(hd))
-    scores = scores - scores.max(axis=-1, keepdims=True)
-    w = np.exp(scores)
-    w /= w.sum(axis=-1, keepdims=True)
-    return np.einsum("grt,tgd->grd", w, vals).reshape(-1)
+    qh = q[: n_heads * hd].reshape(n_kv, n_heads // n_kv, 1, hd)  # query head h uses kv head h // rep
+    k = keys.transpose(1, 0, 2)[:, None]  # [n_kv, 1, T, hd]
+    s = A.tree_sum(qh * k) * A.attention_scale(hd)  # [n_kv, rep, T]
+    e = A.exp(s - s.max(axis=-1, keepdims=True))
+    w = e / A.tree_sum(e)[..., None]
+    v = vals.transpose(1, 0, 2)[:, None]  # [n_kv, 1, T, hd]
+    return A.tree_sum(w[..., None] * v, axis=2).reshape(-1)  # sum over T
 
 
 def silu_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return a / (np.float32(1.0) + np.exp(-a)) * b
+    return (a / (np.float32(1.0) + A.exp(-a))) * b

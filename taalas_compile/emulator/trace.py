@@ -1,7 +1,8 @@
 """Per-layer trace: the residual stream after every stage of the emulator and of the PyTorch
 reference on the same tokens, side by side, and the first stage where they part.
 
-Stages: `embed`, `L0` .. `Ln-1` (the residual after each decoder layer), `norm`, `logits`. On the
+Stages: `embed`, `L0` .. `Ln-1` (the residual after each decoder layer), `norm`, `logits`. The
+two must be equal bit for bit at every stage (`emulator/compare.py`). On the
 emulator these are the outputs of the embedding's tile group, the last add of each layer, the
 final norm and the argmax unit's input; on the reference, forward hooks on the same modules.
 """
@@ -13,8 +14,7 @@ import re
 import numpy as np
 import torch
 
-# same bound as sign-off's logit check: int8 activations make a one-step rounding flip normal
-TRACE_TOLERANCE = 0.05
+from taalas_compile.emulator.compare import difference
 
 
 def emulator_stages(emu, tokens: list[int]) -> dict[str, np.ndarray]:
@@ -55,19 +55,20 @@ def reference_stages(model, tokens: list[int]) -> dict[str, np.ndarray]:
     return got
 
 
-def compare_stages(emu: dict[str, np.ndarray], ref: dict[str, np.ndarray], tolerance: float = TRACE_TOLERANCE) -> dict:
-    """Rows per stage (RMS of each side, max |difference|, relative to max |reference|) and the
-    first stage whose relative difference exceeds `tolerance` (None when none does)."""
+def compare_stages(emu: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> dict:
+    """Rows per stage (RMS of each side, max |difference|, relative to max |reference|, and
+    whether the two are equal bit for bit) and the first stage that is not (None when all are)."""
     rows, first = [], None
     for name, e in emu.items():
         r = ref[name][:, : e.shape[1]]
         e = e[:, : r.shape[1]]
-        diff = float(np.abs(e - r).max())
+        d = difference(e, r)
+        diff = float(np.abs(e.astype(np.float64) - r).max()) if e.shape == r.shape else float("nan")
         scale = float(np.abs(r).max()) or 1.0
         row = {"stage": name, "emulator_rms": float(np.sqrt(np.mean(e.astype(np.float64) ** 2))),
                "reference_rms": float(np.sqrt(np.mean(r.astype(np.float64) ** 2))), "max_abs_diff": diff,
-               "relative": diff / scale, "diverged": diff > tolerance * scale}
-        if row["diverged"] and first is None:
+               "relative": diff / scale, "exact": d is None, "difference": d}
+        if d is not None and first is None:
             first = name
         rows.append(row)
-    return {"stages": rows, "first_divergence": first, "tolerance": tolerance}
+    return {"stages": rows, "first_difference": first}

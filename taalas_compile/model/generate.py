@@ -15,7 +15,7 @@ def greedy(model: Llama, prompt_ids: list[int], n_tokens: int, stop_ids: Collect
     tokenizer's `eos_ids`: Llama 3.1 has three) is generated, which is the last token returned."""
     if not prompt_ids:
         raise ValueError("greedy needs at least one prompt token (usually BOS)")
-    device = model.lm_head.weight.device
+    device = model.model.embed_tokens.weight.device
     model.setup_cache(1, len(prompt_ids) + n_tokens)
     try:
         tokens = torch.tensor([prompt_ids], dtype=torch.long, device=device)  # [1, P]

@@ -170,7 +170,7 @@ class Llama(nn.Module):
 
     def setup_cache(self, batch: int, max_seq: int) -> None:
         """Allocate a zeroed KV cache for `batch` sequences of up to `max_seq` positions."""
-        w = self.lm_head.weight
+        w = self.model.embed_tokens.weight  # a float tensor in every variant (the golden lm_head holds codes)
         for attn in self._attentions():
             shape = (batch, attn.n_kv_heads, max_seq, attn.head_dim)
             attn.cache_k = torch.zeros(shape, dtype=w.dtype, device=w.device)

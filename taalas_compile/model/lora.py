@@ -178,15 +178,18 @@ class LoraLinear(nn.Module):
 
 
 def apply_adapter(model: nn.Module, adapter: Adapter) -> nn.Module:
-    """Wrap the adapter's linears of `model` (a Llama, float or quantized) in place; returns it."""
+    """Add the adapter to the linears of `model` (a Llama, float or golden) in place; returns it."""
     layers = model.model.layers
     for (layer, module), (a, b) in adapter.weights.items():
         if layer >= len(layers):
             raise UserError(f"LoRA adapter has layer {layer}; the model has {len(layers)} layers")
         parent = layers[layer].mlp if module in ("gate_proj", "up_proj", "down_proj") else layers[layer].self_attn
         base = getattr(parent, module)
-        w = base.weight
-        if (b.shape[0], a.shape[1]) != tuple(w.shape):
-            raise UserError(f"LoRA adapter layer {layer} {module}: B A is {b.shape[0]} x {a.shape[1]}, the linear is {w.shape[0]} x {w.shape[1]}")
-        setattr(parent, module, LoraLinear(base, a, b, adapter.scale))
+        shape = (base.out_features, base.in_features)
+        if (b.shape[0], a.shape[1]) != shape:
+            raise UserError(f"LoRA adapter layer {layer} {module}: B A is {b.shape[0]} x {a.shape[1]}, the linear is {shape[0]} x {shape[1]}")
+        if hasattr(base, "attach_lora"):  # a golden MAC linear (quant/golden.py): the die's LoRA arithmetic
+            base.attach_lora(a, b, adapter.scale)
+        else:
+            setattr(parent, module, LoraLinear(base, a, b, adapter.scale))
     return model

@@ -6,8 +6,8 @@ layer's weights are freed. Every tensor's codes come through `Etched.rows` (quan
 very function the compile's block jobs build the ROM images with — the streamed quantizer's unit
 files for calibrated codes, round-to-nearest + clip search of the checkpoint's rows otherwise — so
 the codes are the etched ones without holding the model: the embedding reads only the rows of the
-tokens fed, the output head one band of rows at a time. Arithmetic as `quant/arith.py` (QLinear),
-fp16 norm gains, the die's KV-cache format.
+tokens fed, the output head one band of rows at a time. The quantized side is the golden model
+(`quant/golden.py`: the die's exact arithmetic), layer by layer.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from torch import nn
 from taalas_compile.model.llama import DecoderLayer, RMSNorm
 from taalas_compile.model.rope import inv_freq
 from taalas_compile.model.weights import WeightSource
-from taalas_compile.quant.arith import QLinear, quantize_activation
-from taalas_compile.quant.codes import round_fp16
 from taalas_compile.quant.etched import Etched
+from taalas_compile.quant.golden import GoldenRMSNorm, MacLinear, golden
 
 HEAD_BAND = 8192  # output-head rows quantized and applied at a time
 
@@ -40,9 +39,8 @@ class StreamedReference:
     float_logits: np.ndarray | None
 
 
-def _layer(source: WeightSource, i: int, linear: Callable[[str, torch.Tensor], nn.Module], kv_bits: int | None,
-           norm: Callable[[torch.Tensor], torch.Tensor]) -> DecoderLayer:
-    """Decoder layer `i` with every linear made by `linear(name, float weight)` and norm gains by `norm`."""
+def _layer(source: WeightSource, i: int, linear: Callable[[str], nn.Module]) -> DecoderLayer:
+    """Float decoder layer `i` with every linear made by `linear(weight name)`."""
     args = source.args
     with torch.device("meta"):
         layer = DecoderLayer(args)
@@ -51,20 +49,24 @@ def _layer(source: WeightSource, i: int, linear: Callable[[str, torch.Tensor], n
         parent, _, attr = name.rpartition(".")
         owner = layer.get_submodule(parent) if parent else layer
         if isinstance(mod, nn.Linear):
-            setattr(owner, attr, linear(f"{p}{name}.weight", source.get(f"{p}{name}.weight")))
+            setattr(owner, attr, linear(f"{p}{name}.weight"))
         elif isinstance(mod, RMSNorm):
-            mod.weight = nn.Parameter(norm(source.get(f"{p}{name}.weight")), requires_grad=False)
+            mod.weight = nn.Parameter(source.get(f"{p}{name}.weight"), requires_grad=False)
     freq = inv_freq(args)
     layer.self_attn.q_rope.inv_freq = freq.clone()
     layer.self_attn.k_rope.inv_freq = freq.clone()
-    layer.self_attn.attn.kv_bits = kv_bits
     return layer.eval()
 
 
-def _float_linear(name: str, w: torch.Tensor) -> nn.Module:
+def _float_linear(source: WeightSource, name: str) -> nn.Module:
+    w = source.get(name)
     lin = nn.Linear(w.shape[1], w.shape[0], bias=False, device="meta")
     lin.weight = nn.Parameter(w, requires_grad=False)
     return lin
+
+
+def _no_linear(name: str):
+    raise AssertionError(f"{name}: the golden layer's linears are made by _layer")
 
 
 def run_streamed(etched: Etched, tokens: list[int], act_bits: int, kv_bits: int,
@@ -86,25 +88,23 @@ def run_streamed(etched: Etched, tokens: list[int], act_bits: int, kv_bits: int,
         emit("embed", hidden["embed"])
         for i in range(args.n_layers if last_layer is None else last_layer + 1):
 
-            def qlinear(name: str, w: torch.Tensor) -> nn.Module:
-                return QLinear(etched.tensor(name), act_bits)
-
-            hf = _layer(source, i, _float_linear, None, lambda w: w)(hf)
-            hq = _layer(source, i, qlinear, kv_bits, round_fp16)(hq)
+            hf = _layer(source, i, lambda name: _float_linear(source, name))(hf)
+            # the golden layer: MAC linears on the etched codes, the rest converted by golden()
+            gold = golden(_layer(source, i, lambda name: MacLinear(etched.tensor(name), act_bits)), _no_linear, act_bits, kv_bits)
+            hq = gold(hq)
             hidden[f"layers.{i}"] = hq[0].numpy().copy()
             emit(f"layers.{i}", hidden[f"layers.{i}"])
         if last_layer is not None:
             return StreamedReference(hidden, None, None)
         gain = source.get("model.norm.weight")
-        nf, nq = RMSNorm(args.dim, args.norm_eps), RMSNorm(args.dim, args.norm_eps)
-        nf.weight, nq.weight = nn.Parameter(gain, requires_grad=False), nn.Parameter(round_fp16(gain), requires_grad=False)
-        xf, xq = nf(hf)[0], nq(hq)[0]
-        xq = quantize_activation(xq, etched.specs[head].group, act_bits)
+        nf = RMSNorm(args.dim, args.norm_eps)
+        nf.weight = nn.Parameter(gain, requires_grad=False)
+        xf, xq = nf(hf)[0], GoldenRMSNorm(gain, args.norm_eps)(hq)[0]
         f_logits = np.empty((len(tokens), args.vocab_size), np.float32)
         q_logits = np.empty_like(f_logits)
-        for r0 in range(0, args.vocab_size, HEAD_BAND):
+        for r0 in range(0, args.vocab_size, HEAD_BAND):  # each output row is computed alone: bands join exactly
             w = source.rows(head, r0, r0 + HEAD_BAND)
             f_logits[:, r0 : r0 + len(w)] = F.linear(xf, w).numpy()
-            q_logits[:, r0 : r0 + len(w)] = F.linear(xq, etched.rows(head, r0, r0 + len(w)).dequantize()).numpy()
+            q_logits[:, r0 : r0 + len(w)] = MacLinear(etched.rows(head, r0, r0 + len(w)), act_bits)(xq).numpy()
     emit("logits", q_logits)
     return StreamedReference(hidden, q_logits, f_logits)
