@@ -72,9 +72,8 @@ def quick(out: Path, blocks: list[str], tokens: int) -> dict:
     from taalas_compile.emulator.stream import StreamEmulator
     from taalas_compile.frontend.lower import lower_args
     from taalas_compile.quant.bits import allocate_bits
-    from taalas_compile.quant.codes import quantize_tensor, round_fp16
-    from taalas_compile.quant.reference import QLinear
-    from taalas_compile.quant.reference_stream import _float_linear, _layer
+    from taalas_compile.quant.codes import quantize_tensor
+    from taalas_compile.quant.reference_stream import float_layer, golden_layer
     from taalas_compile.signoff.emulation import sequence
 
     torch.set_num_threads(1)
@@ -105,8 +104,8 @@ def quick(out: Path, blocks: list[str], tokens: int) -> dict:
         x = torch.zeros(1, len(seq), inp.source.args.dim)
         t0 = time.perf_counter()
         with torch.no_grad():
-            _layer(inp.source, i, _float_linear, None, lambda w: w)(x)
-            _layer(inp.source, i, lambda n, w: QLinear(quantize_tensor(w, specs[n], clip), a.act_bits), a.kv_bits, round_fp16)(x)
+            float_layer(inp.source, i)(x)
+            golden_layer(inp.source, i, lambda n: quantize_tensor(inp.source.get(n), specs[n], clip), a.act_bits, a.kv_bits)(x)
         row["reference_s"] = time.perf_counter() - t0
     return {"chip": str(out), "tokens": len(seq), "blocks": rows}
 

@@ -159,8 +159,12 @@ def trace_chip(out: Path, man: dict, emu: Emulator, tokens: list[int], adapter, 
     return {**compare_stages(e, r), "tokens": len(tokens), "saved": None if trace_out is None else str(trace_out)}
 
 
-def generate_reference(recipe, weights, tokenizer, die, prompt: str, n: int, precision: str, calib: Path | None = None):
+def generate_reference(recipe, weights, tokenizer, die, prompt: str, n: int, precision: str, calib: Path | None = None,
+                       lora: Path | None = None):
+    """Greedy generation on the float model or the quantized reference (the golden model: what
+    `emulate` prints on the compiled chip), with a LoRA adapter applied as the chip applies it."""
     check_count(n, "--tokens", 1, "nothing to generate")
+    adapter = load_adapter(lora) if lora is not None else None
     inp = resolve(recipe, weights, tokenizer, die, calib)
     ids = prompt_ids(prompt, inp.tokenizer, bos_id_of(inp.tokenizer, inp.source), inp.source.args.vocab_size)
     if len(ids) + n > inp.source.args.max_seq_len:
@@ -171,6 +175,8 @@ def generate_reference(recipe, weights, tokenizer, die, prompt: str, n: int, pre
         from taalas_compile.model.llama import build_model
 
         model = build_model(inp.source)
+    if adapter is not None:
+        model = apply_adapter(model, adapter)
     with torch.no_grad():
         return ids, greedy(model, ids, n), inp.tokenizer
 

@@ -182,7 +182,7 @@ def emulate(chip: ChipDir,
             tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 32,
             lora: Annotated[Path | None, typer.Option(help="LoRA adapter directory (PEFT: adapter_config.json + adapter_model.safetensors), loaded into the chip's SRAM.")] = None,
             timing: Annotated[bool, typer.Option(help="Also print the cycle model's latency and tokens/s for this run.")] = False,
-            trace: Annotated[bool, typer.Option(help="Compare per-layer activations with the quantized reference; name the first layer that diverges.")] = False,
+            trace: Annotated[bool, typer.Option(help="Compare per-layer activations with the quantized reference bit for bit; name the first stage that differs.")] = False,
             trace_out: Annotated[Path | None, typer.Option(help="Save the traced activations of both sides here (safetensors).")] = None) -> None:
     """Run the netlist emulator on a compiled chip and print what it generates.
 
@@ -198,14 +198,15 @@ def emulate(chip: ChipDir,
 def generate(recipe: Recipe, weights: Weights = None, tokenizer: Tokenizer = None, die: DieOpt = None, calib: Calib = None,
              prompt: Annotated[str, typer.Option(help="Prompt text (token ids when there is no tokenizer).")] = "",
              tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 32,
-             precision: Annotated[Precision, typer.Option(help="float: the checkpoint as is; quant: the etched codes and scales.")] = Precision.float) -> None:
+             precision: Annotated[Precision, typer.Option(help="float: the checkpoint as is; quant: the etched codes and scales on the die's exact arithmetic (what emulate prints).")] = Precision.float,
+             lora: Annotated[Path | None, typer.Option(help="LoRA adapter directory (PEFT), applied as the chip applies it.")] = None) -> None:
     """Greedy generation with the PyTorch reference model.
 
     Example: `taalas-compile generate stories260k -w ../shared/models/stories260K/stories260K.bin -t ../shared/models/stories260K/tok512.bin`
     """
     from taalas_compile.run_chip import generate_reference
 
-    show.generated(*generate_reference(recipe, weights, tokenizer, die, prompt, tokens, precision.value, calib))
+    show.generated(*generate_reference(recipe, weights, tokenizer, die, prompt, tokens, precision.value, calib, lora))
 
 
 @app.command("eval")

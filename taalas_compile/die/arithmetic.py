@@ -84,9 +84,9 @@ def mac_dtype(group: int, weight_bits: int, act_bits: int) -> type:
 
 def to_fixed(acc: np.ndarray, weight_scale: np.ndarray, act_scale: np.ndarray) -> np.ndarray:
     """One group's contribution to the accumulator: acc (integer dot product) x weight scale (fp16
-    value) x activation scale (fp32), multiplied in float64 in that order — exact while the
-    integer stays below 2^18 (18 + 11 + 24 significant bits <= 53) — then rounded half to even to
-    the accumulator's Q31.32 fixed point (int64). Arguments broadcast."""
+    value) x activation scale (fp32), multiplied in float64 in that order (acc x weight scale is
+    exact; the second product is exact while acc < 2^18, else rounded once), then rounded half to
+    even to the accumulator's Q31.32 fixed point (int64). Arguments broadcast."""
     p = np.multiply(acc, weight_scale, dtype=np.float64)
     p *= np.asarray(act_scale, np.float64)
     p *= _FIXED

@@ -29,3 +29,11 @@ def describe(d: dict) -> str:
     at = ", ".join(map(str, d["at"]))
     return (f"first difference at [{at}]: emulator {d['emulator']!r}, reference {d['reference']!r} "
             f"({d['values']:,} of {d['of']:,} values differ)")
+
+
+def nonfinite(x: np.ndarray) -> str | None:
+    """"[i, j] = nan" for the first NaN or Inf of `x`, None when all are finite."""
+    if np.isfinite(x).all():
+        return None
+    i = tuple(int(k) for k in np.argwhere(~np.isfinite(x))[0])
+    return f"[{', '.join(map(str, i))}] = {x[i]}"

@@ -21,6 +21,7 @@ from taalas_compile.die.arithmetic import from_fixed
 from taalas_compile.die.program import Io, decode
 from taalas_compile.emulator import tiles as T
 from taalas_compile.emulator.chip import DRIVER_PINS, ChipImage
+from taalas_compile.emulator.compare import nonfinite
 from taalas_compile.emulator.groups import LookupGroup, MatGroup
 from taalas_compile.emulator.kv import KvStore
 from taalas_compile.mapper.ir import Role
@@ -284,6 +285,8 @@ class Emulator(Driver):
     def _run(self, u: Unit, x: list[np.ndarray], pos: np.ndarray, seqs: list[int], bits: int) -> np.ndarray:
         r, impl = u.role, u.impl
         if r is Role.MATVEC:
+            if (at := nonfinite(x[0])) is not None:  # the integer quantizer has no code for it
+                raise T.EmulationError(f"{u.name}: input {at} is not finite")
             return impl(x[0], bits) if isinstance(impl, MatGroup) else T.matvec(impl, x[0], bits)
         if r is Role.LOOKUP:
             return impl(x[0])

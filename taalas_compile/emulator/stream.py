@@ -23,6 +23,7 @@ import numpy as np
 
 from taalas_compile.config.die import Die
 from taalas_compile.emulator.chip import ChipImage, TileRef
+from taalas_compile.emulator.compare import nonfinite
 from taalas_compile.emulator.groups import MatGroup
 from taalas_compile.emulator.run import Emulator
 from taalas_compile.emulator.tiles import EmulationError
@@ -45,19 +46,18 @@ def stage_of(tiles: list[Tile]) -> str | None:
     return None
 
 
-def nonfinite(x: np.ndarray) -> str | None:
-    """"[i, j] = nan" for the first NaN or Inf of `x`, None when all are finite."""
-    if np.isfinite(x).all():
-        return None
-    i = tuple(int(k) for k in np.argwhere(~np.isfinite(x))[0])
-    return f"[{', '.join(map(str, i))}] = {x[i]}"
-
-
 def check_finite(block: str, what: str, x: np.ndarray | None) -> None:
     """EmulationError at the first NaN or Inf of `x`: a chip that computes one cannot be signed off,
     and a NaN would pass any later `>` comparison."""
     if x is not None and (at := nonfinite(x)) is not None:
         raise EmulationError(f"block {block}: {what} {at} is not finite")
+
+
+def _forward(block: str, emu: Emulator, given: dict, pos: np.ndarray, seqs: list[int]) -> dict:
+    try:
+        return emu.forward(given, pos, seqs)
+    except EmulationError as e:
+        raise EmulationError(f"block {block}: {e}") from None
 
 
 @dataclass
@@ -139,12 +139,13 @@ class StreamEmulator:
         pos, seqs = np.arange(self.n), [0] * self.n
         forced = None
         if teacher is not None:  # first, so the chained run leaves the KV cache and logits as the chip would
+            check_finite(block, "the reference's input", teacher)
             entering = [n for n in given if self.stage_of_net.get(n) is not None]
             if len(entering) != 1 or given[entering[0]].shape != teacher.shape:
                 raise EmulationError(f"block {block}: cannot be teacher-forced ({len(entering)} nets enter it from earlier stages)")
-            fo = emu.forward({**given, entering[0]: teacher.astype(np.float32)}, pos, seqs)
+            fo = _forward(block, emu, {**given, entering[0]: teacher.astype(np.float32)}, pos, seqs)
             forced = emu.logits if emu.argmax is not None else None
-        out = emu.forward(given, pos, seqs)
+        out = _forward(block, emu, given, pos, seqs)
         leaving = [n for n in out if any(self.block_of[p.rpartition(".")[0]] != block for p in self.nets[n])]
         stage = stage_of(tiles)
         passed = [n for n in leaving if n not in given]

@@ -34,18 +34,9 @@ class RMSNorm(nn.Module):
         return self.weight * xf.to(x.dtype)
 
 
-def round_kv(x: torch.Tensor, bits: int) -> torch.Tensor:
-    """K or V [..., hd] through the die's KV-cache format ("int_token_fp16", emulator/kv.py): signed
-    `bits` integers with one fp16 scale (absmax / qmax) per vector of head_dim values."""
-    qmax = (1 << (bits - 1)) - 1
-    s = (x.abs().amax(dim=-1, keepdim=True) / qmax).half().float()
-    q = torch.where(s > 0, torch.round(x / torch.where(s > 0, s, 1.0)), 0.0)
-    return q.clamp(-qmax, qmax) * s
-
-
 class CausalAttention(nn.Module):
-    """Grouped-query causal attention over already-rotated q, k and v, with an optional KV cache.
-    With `kv_bits` set, K and V are stored (and used) as the die's KV cache holds them."""
+    """Grouped-query causal attention over already-rotated q, k and v, with an optional KV cache
+    (the golden model's, in the die's KV format: quant/golden.py GoldenAttention)."""
 
     def __init__(self, n_heads: int, n_kv_heads: int, head_dim: int):
         super().__init__()
@@ -54,7 +45,6 @@ class CausalAttention(nn.Module):
         self.head_dim = head_dim
         self.cache_k: torch.Tensor | None = None  # [B, n_kv, T_max, hd], set by Llama.setup_cache
         self.cache_v: torch.Tensor | None = None  # [B, n_kv, T_max, hd]
-        self.kv_bits: int | None = None  # None: float K/V; else rounded by round_kv
 
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start_pos: int | torch.Tensor = 0
@@ -65,8 +55,6 @@ class CausalAttention(nn.Module):
         q = q.view(b, s, self.n_heads, hd).transpose(1, 2)  # [B, nh, S, hd]
         k = k.view(b, s, self.n_kv_heads, hd).transpose(1, 2)  # [B, nkv, S, hd]
         v = v.view(b, s, self.n_kv_heads, hd).transpose(1, 2)
-        if self.kv_bits is not None:
-            k, v = round_kv(k, self.kv_bits), round_kv(v, self.kv_bits)
         start = int(start_pos)
         if self.cache_k is not None and self.cache_v is not None:
             end = start + s
@@ -175,11 +163,6 @@ class Llama(nn.Module):
             shape = (batch, attn.n_kv_heads, max_seq, attn.head_dim)
             attn.cache_k = torch.zeros(shape, dtype=w.dtype, device=w.device)
             attn.cache_v = torch.zeros(shape, dtype=w.dtype, device=w.device)
-
-    def set_kv_format(self, bits: int | None) -> None:
-        """Round K and V through the die's KV-cache format (None: keep them float)."""
-        for attn in self._attentions():
-            attn.kv_bits = bits
 
     def clear_cache(self) -> None:
         for attn in self._attentions():

@@ -146,7 +146,7 @@ class GoldenAttention(CausalAttention):
         qh = q.float().view(b, s, nkv, rep, hd).permute(0, 2, 3, 1, 4)  # [B, nkv, rep, S, hd]
         scale = _fp32(A.attention_scale(hd))
         out = torch.empty(b, nkv, rep, s, hd)
-        step = max(1, ELEMENTS // (nkv * rep * t * hd))
+        step = max(1, ELEMENTS // (b * nkv * rep * t * hd))
         for i0 in range(0, s, step):
             i1 = min(s, i0 + step)
             prod = qh[:, :, :, i0:i1, None, :] * k[:, :, None, None]  # [B, nkv, rep, Sc, T, hd]

@@ -23,6 +23,7 @@ from torch import nn
 from taalas_compile.model.llama import DecoderLayer, RMSNorm
 from taalas_compile.model.rope import inv_freq
 from taalas_compile.model.weights import WeightSource
+from taalas_compile.quant.codes import QTensor
 from taalas_compile.quant.etched import Etched
 from taalas_compile.quant.golden import GoldenRMSNorm, MacLinear, golden
 
@@ -65,6 +66,17 @@ def _float_linear(source: WeightSource, name: str) -> nn.Module:
     return lin
 
 
+def float_layer(source: WeightSource, i: int) -> DecoderLayer:
+    """Decoder layer `i` of the float model."""
+    return _layer(source, i, lambda name: _float_linear(source, name))
+
+
+def golden_layer(source: WeightSource, i: int, codes_of: Callable[[str], QTensor], act_bits: int, kv_bits: int) -> DecoderLayer:
+    """Decoder layer `i` of the quantized reference (the golden model): MAC linears on the codes
+    `codes_of(weight name)`, the rest converted by `golden`."""
+    return golden(_layer(source, i, lambda name: MacLinear(codes_of(name), act_bits)), _no_linear, act_bits, kv_bits)
+
+
 def _no_linear(name: str):
     raise AssertionError(f"{name}: the golden layer's linears are made by _layer")
 
@@ -88,10 +100,8 @@ def run_streamed(etched: Etched, tokens: list[int], act_bits: int, kv_bits: int,
         emit("embed", hidden["embed"])
         for i in range(args.n_layers if last_layer is None else last_layer + 1):
 
-            hf = _layer(source, i, lambda name: _float_linear(source, name))(hf)
-            # the golden layer: MAC linears on the etched codes, the rest converted by golden()
-            gold = golden(_layer(source, i, lambda name: MacLinear(etched.tensor(name), act_bits)), _no_linear, act_bits, kv_bits)
-            hq = gold(hq)
+            hf = float_layer(source, i)(hf)
+            hq = golden_layer(source, i, etched.tensor, act_bits, kv_bits)(hq)
             hidden[f"layers.{i}"] = hq[0].numpy().copy()
             emit(f"layers.{i}", hidden[f"layers.{i}"])
         if last_layer is not None:

@@ -34,9 +34,9 @@ from taalas_compile.chip_dir import inputs_of_chip
 from taalas_compile.config.die import Die
 from taalas_compile.die.program import Argmax, Io
 from taalas_compile.emulator.chip import from_extraction
-from taalas_compile.emulator.compare import describe, difference
+from taalas_compile.emulator.compare import describe, difference, nonfinite
 from taalas_compile.emulator.run import Emulator
-from taalas_compile.emulator.stream import BlockRun, StreamEmulator, nonfinite
+from taalas_compile.emulator.stream import BlockRun, StreamEmulator
 from taalas_compile.emulator.tiles import EmulationError
 from taalas_compile.errors import UserError
 from taalas_compile.mapper.ir import Placement

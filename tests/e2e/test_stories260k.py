@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from golden_check import assert_golden
 from shared_data import TINYSTORIES, need
 
 from taalas_compile.cli.app import main
@@ -24,11 +25,10 @@ def test_compiled_chip_signs_off(stories_chip, capsys):
     assert res["emulation"]["greedy_match"] and res["emulation"]["tokens"] == 8
 
 
-def test_emulator_prints_what_the_quantized_reference_generates(stories_chip, stories_path, tok512_path, capsys):
-    emu = run(capsys, "emulate", stories_chip, "--prompt", "Once upon a time", "--tokens", "30")
-    ref = run(capsys, "generate", "stories260k", "-w", stories_path, "-t", tok512_path,
-              "--prompt", "Once upon a time", "--tokens", "30", "--precision", "quant")
-    assert emu == ref and emu.startswith("Once upon a time")
+def test_emulator_prints_what_the_quantized_reference_generates(stories_chip, stories_path, tok512_path, tmp_path):
+    """Through the console script: 64 tokens of the same text, and the trace equal bit for bit at
+    every stage (tests/e2e/test_golden_model.py)."""
+    assert_golden(stories_chip, ["stories260k", "-w", stories_path, "-t", tok512_path], "Once upon a time", tmp_path / "t.safetensors")
 
 
 def test_float_reference_reproduces_the_known_greedy_text(stories_path, tok512_path, capsys):

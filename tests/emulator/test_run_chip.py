@@ -26,7 +26,7 @@ def test_emulate_with_adapter_timing_and_trace(tiny_chip, tmp_path, capsys):
     assert code == 0, err
     lines = out.splitlines()
     assert len(lines[0].split()) == 5 and lines[1].startswith("cycle model: 8 tokens, 1 sequence(s) in flight at 500 MHz")
-    assert "no stage diverges" in out and (tmp_path / "trace.safetensors").is_file()
+    assert "every stage equal bit for bit" in out and (tmp_path / "trace.safetensors").is_file()
     (ad / "adapter_config.json").write_text('{"r": 4, "lora_alpha": 4, "target_modules": ["q_proj", "k_proj"]}')
     code, _, err = run(capsys, "emulate", tiny_chip, "--lora", ad)
     assert code == 2 and "the adapter targets k_proj, which has no LoRA SRAM on this chip" in err

@@ -1,5 +1,5 @@
 """Per-layer trace: emulator and reference agree stage by stage on a good chip; on a chip with a
-broken matrix in layer 1 the first divergence is named L1."""
+broken matrix in layer 1 the first difference is named L1."""
 
 import numpy as np
 
@@ -21,14 +21,14 @@ def test_trace_names_the_first_diverging_layer(tiny):
     ref = reference_stages(build_references(resolve("tiny-llama")).quant_model, SEQ)
     good = compare_stages(emulator_stages(Emulator(from_netlist(pl, roms, die)), SEQ), ref)
     assert [r["stage"] for r in good["stages"]] == ["embed", "L0", "L1", "norm", "logits"]
-    assert good["first_divergence"] is None and all(r["relative"] < 1e-3 for r in good["stages"])
+    assert good["first_difference"] is None and all(r["exact"] and r["max_abs_diff"] == 0 for r in good["stages"])
     broken = dict(roms)
     for name in [n for n in roms if n.startswith("L1.o_proj.")]:
         broken[name] = roms[name].copy()
         broken[name][1:] = 0  # every code and scale digit of the block
     bad = compare_stages(emulator_stages(Emulator(from_netlist(pl, broken, die)), SEQ), ref)
-    assert bad["first_divergence"] == "L1"
-    assert [r["diverged"] for r in bad["stages"]][:2] == [False, False]
+    assert bad["first_difference"] == "L1"
+    assert [r["exact"] for r in bad["stages"]][:2] == [True, True]
 
 
 def test_emulator_stages_are_the_units_outputs(tiny_emu):

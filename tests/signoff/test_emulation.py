@@ -29,12 +29,12 @@ def test_a_clean_chip_passes_block_by_block(compiled):
     res, f = check(compiled)
     assert res["ran"] and f.items == [], [v.message for v in f.items]
     assert res["teacher_forced"] and [b["block"] for b in res["blocks"]] == ["io", "head", "L0", "L1", "tail"]
-    assert all(b["max_rel_diff"] < 1e-3 for b in res["blocks"] if b["max_rel_diff"] is not None)
-    assert res["end_to_end"]["vs_quant"]["top1_agreement"] == 1.0
+    assert all(b["exact"] for b in res["blocks"]) and res["exact"] and res["end_to_end"]["exact"]
 
 
 def test_a_wrong_block_is_named(compiled):
     res, f = check(compiled, ("L1.gate_proj.r0c0", "L1.up_proj.r0c0"))
-    blocks = [v for v in f.items if v.category == "emulation.block"]
+    blocks = [v for v in f.items if v.category == "emulation.exact" and v.where]
     assert [v.where for v in blocks] == ["L1"], [v.message for v in f.items]
-    assert np.isfinite(res["max_logit_diff"])
+    assert "block L1 given the reference's input" in blocks[0].message and "first difference at [" in blocks[0].message
+    assert not res["exact"] and np.isfinite(res["vs_float"]["max_logit_diff"])

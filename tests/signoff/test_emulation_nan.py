@@ -48,12 +48,19 @@ def test_a_non_finite_logit_on_either_side_fails(side, value):
     assert msgs == [f"{side} logit [2, 5] = {value}: sign-off needs finite logits"], msgs
 
 
-def test_a_nan_reference_scale_fails_the_logit_check():
-    """The old check `diff > 5% of scale` passed when the scale was NaN; this is the repro."""
+def test_a_nan_reference_logit_fails_the_exact_check():
+    """A tolerance check `diff > 5% of scale` passed when the scale was NaN; the exact one cannot."""
     q = poisoned(logits(), np.nan, at=(0, 0))
     emu = q.copy()
     emu[0, 0] = 0.0  # the emulator's greedy tokens are the reference's everywhere
-    assert judged(emu, q).count("emulation.logits") == 1
+    assert judged(emu, q).count("emulation.exact") == 1
+
+
+def test_one_differing_bit_fails_and_is_named():
+    emu, q = logits(), logits()
+    emu[3, 7] = np.nextafter(emu[3, 7], np.float32(np.inf))
+    (v,) = judged(emu, q).of("emulation.exact")
+    assert "first difference at [3, 7]" in v.message and "(1 of 120 values differ)" in v.message
 
 
 def test_a_nan_float_model_fails():
@@ -97,7 +104,7 @@ def test_a_nan_teacher_is_an_emulation_error(tiny):
             teacher = next(v for n, v in s.values.items() if s.stage_of_net.get(n) == stage).copy()
             teacher[1, 3] = np.nan
         if b == "L0":
-            with pytest.raises(EmulationError, match=r"^block L0: teacher-forced output \[1, \d+\] = nan is not finite"):
+            with pytest.raises(EmulationError, match=r"^block L0: the reference's input \[1, 3\] = nan is not finite"):
                 s.run_block(b, {n: roms[n] for n in names}, teacher)
             return
         s.run_block(b, {n: roms[n] for n in names}, teacher)
