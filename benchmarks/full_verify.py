@@ -59,9 +59,10 @@ def whole(out: Path, tokens: int, jobs: int | None) -> dict:
         th.join()
     e = res["emulation"]
     return {"passed": res["passed"], "wall_s": time.perf_counter() - t0, "peak_rss_tree": peak[0], "seconds": res["seconds"],
-            "tokens": e.get("tokens"), "max_logit_diff": e.get("max_logit_diff"), "logit_scale": e.get("logit_scale"),
-            "block_max_rel_diff": max((b["max_rel_diff"] or 0.0 for b in e.get("blocks", [])), default=None),
-            "extracted": res["extracted"]}
+            "tokens": e.get("tokens"), "exact": e.get("exact"), "end_to_end_exact": (e.get("end_to_end") or {}).get("exact"),
+            "blocks_exact": [b["block"] for b in e.get("blocks", []) if b.get("compared") and b["exact"]],
+            "blocks_differing": [b["block"] for b in e.get("blocks", []) if b.get("compared") and not b["exact"]],
+            "vs_float": e.get("vs_float"), "extracted": res["extracted"]}
 
 
 def quick(out: Path, blocks: list[str], tokens: int) -> dict:

@@ -38,6 +38,29 @@ def test_chip_matches_quantized_reference(tiny):
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32))  # bit for bit
 
 
+def test_equal_bit_for_bit_over_the_whole_context_and_in_flight(tiny3_chip):
+    """Every position up to the chip's context, and three sequences in flight at different
+    positions: each sequence's logits equal the reference's whole-sequence forward, bit for bit."""
+    from taalas_compile.chip_dir import inputs_of_chip, read_manifest
+
+    pl, roms, _ = read_netlist(tiny3_chip)
+    emu = Emulator(from_netlist(pl, roms, load_die("mini")))
+    model = build_references(inputs_of_chip(tiny3_chip, read_manifest(tiny3_chip))).quant_model
+    rng = np.random.default_rng(5)
+    seqs = [[1, *rng.integers(0, 256, n - 1).tolist()] for n in (emu.context, 40, 77)]
+    emu.reset()
+    got = [[] for _ in seqs]
+    for t in range(emu.context):
+        live = [i for i, s in enumerate(seqs) if t < len(s)]
+        emu.step_batch([seqs[i][t] for i in live], [t] * len(live), live)
+        for b, i in enumerate(live):
+            got[i].append(emu.logits[b].copy())
+    with torch.no_grad():
+        for s, g in zip(seqs, got):
+            want = model(torch.tensor([s]))[0].numpy()
+            assert np.array_equal(np.stack(g).view(np.uint32), want.view(np.uint32))
+
+
 def test_context_limit_is_an_error(tiny_emu):
     assert tiny_emu.context == 128 and tiny_emu.sequences == 1
     tiny_emu.step(1, 127)
