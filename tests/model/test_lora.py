@@ -143,10 +143,11 @@ def test_nan_in_an_adapter_is_refused(tmp_path):
 
 
 def test_same_output_as_peft(tmp_path):
-    """A PEFT adapter with rank_pattern and alpha_pattern, as PEFT itself runs it (peft is not a
-    dependency: skipped without it)."""
-    peft = pytest.importorskip("peft")
-    transformers = pytest.importorskip("transformers")
+    """A PEFT adapter with rank_pattern and alpha_pattern, as PEFT itself runs it (peft and
+    transformers: the test extras)."""
+    import peft
+    import transformers
+
     from taalas_compile.model import build_model, open_weights
 
     torch.manual_seed(0)
