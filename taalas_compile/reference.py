@@ -21,7 +21,7 @@ from taalas_compile.quant.cache import stream_store
 from taalas_compile.quant.calibrate import Calibration
 from taalas_compile.quant.codes import QTensor, QuantSpec
 from taalas_compile.quant.etched import Etched
-from taalas_compile.quant.reference import build_golden_model
+from taalas_compile.quant.golden import build_golden_model
 from taalas_compile.quant.reference_stream import StreamedReference, run_streamed
 
 

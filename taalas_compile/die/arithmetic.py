@@ -111,16 +111,20 @@ def tree_sum(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """The vector unit's adder tree: the values along `axis` zero-padded to a power of two, then
     added pairwise, (x0 + x1), (x2 + x3), ... level by level, in fp32; a zero sum is +0. Padding
     with more zeros gives the same bits, so a masked tail of zeros changes nothing."""
-    x = np.moveaxis(np.asarray(x, np.float32), axis, -1)
-    n = x.shape[-1]
+    x = np.asarray(x, np.float32)
+    axis = axis % x.ndim
+    n = x.shape[axis]
     if n == 0:
-        return np.zeros(x.shape[:-1], np.float32)
+        return np.zeros(x.shape[:axis] + x.shape[axis + 1 :], np.float32)
     width = 1 << (n - 1).bit_length()
     if width != n:
-        x = np.concatenate([x, np.zeros((*x.shape[:-1], width - n), np.float32)], -1)
-    while x.shape[-1] > 1:
-        x = x[..., 0::2] + x[..., 1::2]
-    return x[..., 0] + np.float32(0.0)
+        pad = list(x.shape)
+        pad[axis] = width - n
+        x = np.concatenate([x, np.zeros(pad, np.float32)], axis)
+    lead = (slice(None),) * axis  # pairs along `axis` in place: no transposed copy
+    while x.shape[axis] > 1:
+        x = x[(*lead, slice(0, None, 2))] + x[(*lead, slice(1, None, 2))]
+    return x[(*lead, 0)] + np.float32(0.0)
 
 
 _LOG2E = np.float32(1.4426950408889634)

@@ -22,11 +22,13 @@ import torch
 from torch import nn
 
 from taalas_compile.die import arithmetic as A
-from taalas_compile.model.llama import MLP, CausalAttention, RMSNorm
+from taalas_compile.model.llama import MLP, CausalAttention, Llama, RMSNorm, build_model
 from taalas_compile.model.rope import Rotary
+from taalas_compile.model.weights import WeightSource
 from taalas_compile.quant.codes import QTensor
 
 ELEMENTS = 1 << 23  # intermediate elements a module holds at once (rows or queries are chunked to it)
+ATTENTION_ELEMENTS = 1 << 21  # attention's products per chunk of queries (kept near the cache size)
 
 
 def _np(x: torch.Tensor) -> np.ndarray:
@@ -144,18 +146,20 @@ class GoldenAttention(CausalAttention):
             raise ValueError("start_pos must be 0 without a KV cache")
         t = k.shape[2]
         qh = q.float().view(b, s, nkv, rep, hd).permute(0, 2, 3, 1, 4)  # [B, nkv, rep, S, hd]
+        kt = k.transpose(2, 3).contiguous()  # [B, nkv, hd, T]: the tree over hd runs on contiguous rows
         scale = _fp32(A.attention_scale(hd))
         out = torch.empty(b, nkv, rep, s, hd)
-        step = max(1, ELEMENTS // (b * nkv * rep * t * hd))
+        step = max(1, ATTENTION_ELEMENTS // (b * nkv * rep * t * hd))
         for i0 in range(0, s, step):
             i1 = min(s, i0 + step)
-            prod = qh[:, :, :, i0:i1, None, :] * k[:, :, None, None]  # [B, nkv, rep, Sc, T, hd]
-            sc = torch.from_numpy(A.tree_sum(_np(prod))) * scale  # [B, nkv, rep, Sc, T]
-            visible = torch.arange(t)[None, :] <= (torch.arange(i0, i1) + start)[:, None]  # [Sc, T]
+            te = start + i1  # the keys these queries may see: later ones would weigh +0
+            prod = qh[:, :, :, i0:i1, :, None] * kt[:, :, None, None, :, :te]  # [B, nkv, rep, Sc, hd, Te]
+            sc = torch.from_numpy(A.tree_sum(_np(prod), axis=-2)) * scale  # [B, nkv, rep, Sc, Te]
+            visible = torch.arange(te)[None, :] <= (torch.arange(i0, i1) + start)[:, None]  # [Sc, Te]
             sc = sc.masked_fill(~visible, float("-inf"))
             e = torch.from_numpy(A.exp(_np(sc - sc.amax(dim=-1, keepdim=True))))
             p = e / torch.from_numpy(A.tree_sum(_np(e)))[..., None]
-            pv = p[..., None] * v[:, :, None, None]  # [B, nkv, rep, Sc, T, hd]
+            pv = p[..., None] * v[:, :, None, None, :te]  # [B, nkv, rep, Sc, Te, hd]
             out[:, :, :, i0:i1] = torch.from_numpy(A.tree_sum(_np(pv), axis=-2))
         return out.permute(0, 3, 1, 2, 4).reshape(b, s, self.n_heads * hd)
 
@@ -195,3 +199,15 @@ def golden(module: nn.Module, codes_of: Callable[[str], QTensor], act_bits: int,
             parent, _, attr = name.rpartition(".")
             setattr(module.get_submodule(parent) if parent else module, attr, GoldenMLP(mod))
     return module
+
+
+def build_golden_model(source: WeightSource, qweights: dict[str, QTensor], act_bits: int, kv_bits: int) -> Llama:
+    """The quantized reference: the etched codes and scales on the die's exact arithmetic
+    (`quant/golden.py`), the embedding a table of codes x fp16 scales."""
+    model = build_model(source)
+    tied = source.args.tie_embeddings
+    emb = "model.embed_tokens.weight"
+    with torch.no_grad():
+        model.model.embed_tokens.weight = nn.Parameter(qweights[emb].dequantize(), requires_grad=False)
+    golden(model, lambda name: qweights[emb if (tied and name == "lm_head") else f"{name}.weight"], act_bits, kv_bits)
+    return model.eval()

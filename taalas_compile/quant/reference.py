@@ -27,7 +27,6 @@ from taalas_compile.quant.cache import cache_key, cached_json, stream_store, wei
 from taalas_compile.quant.calibrate import Calibration, gptq_model
 from taalas_compile.quant.codes import QTensor, QuantSpec, round_fp16
 from taalas_compile.quant.etched import Etched
-from taalas_compile.quant.golden import golden
 from taalas_compile.quant.proxy import measure_proxy
 from taalas_compile.quant.sensitivity import measure_sensitivity
 from taalas_compile.quant.stream import StreamResult, quantize_stream, resolve_device
@@ -35,7 +34,6 @@ from taalas_compile.quant.tune import tune_end_to_end
 
 __all__ = [
     "QLinear",
-    "build_golden_model",
     "build_quant_model",
     "etched_codes",
     "quantize_activation",
@@ -101,22 +99,10 @@ def sensitivity_kind(source: WeightSource, cfg: QuantCfg) -> str:
     return "kl" if source.args.n_params <= cfg.kl_max_weights else "hessian"
 
 
-def build_golden_model(source: WeightSource, qweights: dict[str, QTensor], act_bits: int, kv_bits: int) -> Llama:
-    """The quantized reference: the etched codes and scales on the die's exact arithmetic
-    (`quant/golden.py`), the embedding a table of codes x fp16 scales."""
-    model = build_model(source)
-    tied = source.args.tie_embeddings
-    emb = "model.embed_tokens.weight"
-    with torch.no_grad():
-        model.model.embed_tokens.weight = nn.Parameter(qweights[emb].dequantize(), requires_grad=False)
-    golden(model, lambda name: qweights[emb if (tied and name == "lm_head") else f"{name}.weight"], act_bits, kv_bits)
-    return model.eval()
-
-
 def build_quant_model(source: WeightSource, qweights: dict[str, QTensor], act_bits: int) -> Llama:
     """The float model with every planned tensor replaced by its etched form, on the quantizer's
     fast stand-in for the die's arithmetic (QLinear: differentiable, not bit-exact); for the
-    quantizer's own measurements. The reference a chip is held to is `build_golden_model`."""
+    quantizer's own measurements. The reference a chip is held to is `quant/golden.build_golden_model`."""
     model = build_model(source)
     tied = source.args.tie_embeddings
     with torch.no_grad():
