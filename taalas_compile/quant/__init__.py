@@ -4,6 +4,7 @@ codes streamed through the decoder one layer at a time (`stream.py`: `layer.py` 
 `gptq.py`, `head.py` embedding/head in row bands and the final quality) into per-unit result files
 (`etched.py`, the one reader of a chip's codes), or round-to-nearest (`codes.py`); fp16 scales tuned
 end to end where the model fits (`tune.py`); the die's activation arithmetic (`arith.py`); results
-cached by content (`cache.py`); the quantized PyTorch reference (`reference.py`) and the
-layer-by-layer one (`reference_stream.py`). Imports are acyclic: arith <- tune, layer <- stream <-
+cached by content (`cache.py`); the quantized PyTorch reference, the golden model on the die's
+exact arithmetic (`golden.py`, built by `reference.py`'s callers), and the layer-by-layer one
+(`reference_stream.py`). Imports are acyclic: arith <- tune, layer <- stream <-
 reference. See docs/quantization.md."""
