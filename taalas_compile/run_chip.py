@@ -31,6 +31,7 @@ from taalas_compile.emulator.trace import (
     reference_stages,
 )
 from taalas_compile.errors import UserError
+from taalas_compile.files import write_atomic
 from taalas_compile.inputs import resolve
 from taalas_compile.model.generate import greedy
 from taalas_compile.model.lora import apply_adapter, load_adapter
@@ -127,6 +128,8 @@ def emulate_chip(out: Path, prompts: list[str], n: int, lora: Path | None = None
     the first sequence and compares them layer by layer (`trace_out`: save both as safetensors).
     A multi-die system runs its dies chained through the links, timed with them."""
     check_count(n, "--tokens", 1, "nothing to generate")
+    if trace_out is not None and trace_out.is_dir():
+        raise UserError(f"--trace-out {trace_out} is a directory: give a file name (e.g. {trace_out / 'trace.safetensors'})")
     man, emu, die, tok = load_chip(out)
     ids = [prompt_ids(p, tok, man.get("bos_id", 1), chip_vocab(emu)) for p in prompts]
     check_tokens(man, n, max(map(len, ids)))
@@ -150,12 +153,13 @@ def trace_chip(out: Path, man: dict, emu: Emulator, tokens: list[int], adapter, 
     refs = build_references(inputs_of_chip(out, man))
     model = refs.quant_model if adapter is None else apply_adapter(refs.quant_model, adapter)
     e, r = emulator_stages(emu, tokens), reference_stages(model, tokens)
-    if trace_out is not None:
-        from safetensors.numpy import save_file
+    if trace_out is not None:  # serialised in memory: a path error is an OSError naming it (one line, exit 2)
+        from safetensors.numpy import save
 
+        blob = save({**{f"emulator.{k}": np.ascontiguousarray(v) for k, v in e.items()},
+                     **{f"reference.{k}": np.ascontiguousarray(v) for k, v in r.items()}})
         trace_out.parent.mkdir(parents=True, exist_ok=True)
-        save_file({**{f"emulator.{k}": np.ascontiguousarray(v) for k, v in e.items()},
-                   **{f"reference.{k}": np.ascontiguousarray(v) for k, v in r.items()}}, str(trace_out))
+        write_atomic(trace_out, lambda p: p.write_bytes(blob))
     return {**compare_stages(e, r), "tokens": len(tokens), "saved": None if trace_out is None else str(trace_out)}
 
 

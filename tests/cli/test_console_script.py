@@ -217,3 +217,12 @@ def test_markup_in_a_prompt_is_printed_as_typed(stories_path, tok512_path):
 def test_markup_in_an_error_is_printed_as_typed(tmp_path):
     line = one_error_line(cli("verify", tmp_path / "[bold]x[/]"))
     assert "[bold]x[/]" in line
+
+
+@pytest.mark.parametrize("where", ["dir", "under-a-file", "proc"])
+def test_a_bad_trace_out_path_is_one_line_and_exit_2(chip, tmp_path, where):
+    """--trace-out: a directory, a path under a file, a place nothing may be written."""
+    (tmp_path / "f").write_text("x")
+    path = {"dir": tmp_path, "under-a-file": tmp_path / "f" / "t.safetensors", "proc": Path("/proc/t.safetensors")}[where]
+    line = one_error_line(cli("emulate", chip, "--tokens", "2", "--trace-out", path))
+    assert str(path if where != "under-a-file" else tmp_path / "f") in line
