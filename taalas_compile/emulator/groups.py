@@ -77,8 +77,8 @@ ROWS_ELEMENTS = 1 << 23  # partial products a tile group holds at once (int64: 6
 def lora_delta(x: np.ndarray, a: np.ndarray, b: np.ndarray, scale: np.float32) -> np.ndarray:
     """The LoRA unit on x [B, in]: h = tree_sum_in(x * A_r) per rank row; u = tree_sum_r(B_o * h);
     u * scale -> [B, out] fp32."""
-    h = np.stack([A.tree_sum(xb[None, :] * a) for xb in x])  # [B, r]
-    u = np.stack([A.tree_sum(b * hb[None, :]) for hb in h])  # [B, out]
+    h = A.tree_sum(x[:, None, :] * a[None])  # [B, r]
+    u = A.tree_sum(b[None] * h[:, None, :])  # [B, out]
     return u * scale
 
 
