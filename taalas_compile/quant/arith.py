@@ -1,5 +1,7 @@
-"""The die's arithmetic as the PyTorch references run it (docs/die-model.md, "Arithmetic"): the
-one module the quantizer, the tuning and the quantized references share, importing nothing of them.
+"""The quantizer's fast, differentiable stand-in for the die's MAC arithmetic: what GPTQ, the
+sensitivity measurements and the end-to-end tuning run (fake-quantized activations, float matmul).
+It rounds activations as the die does (`die/arithmetic.quantize_groups`) but accumulates in float,
+so it is not bit-exact; the reference a chip is held to is the golden model (`quant/golden.py`).
 
 - Every MAC tile input is quantized to signed `act_bits` integers with one fp32 scale per weight
   group (absmax / (2^(act_bits-1) - 1), round half to even).
