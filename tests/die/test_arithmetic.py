@@ -110,3 +110,15 @@ def test_torch_basic_operations_round_as_numpy_does(op):
     assert np.array_equal(bits(tf(ta, tb[:1]).numpy()), bits(fn(a, b[:1])))  # broadcast row
     assert np.array_equal(bits(tf(ta, tb[0, 0]).numpy()), bits(fn(a, b[0, 0])))  # a 0-dim tensor
     assert np.array_equal(bits(tf(ta[:, :66:2], tb[:, 1::2]).numpy()), bits(fn(a[:, :66:2], b[:, 1::2])))  # strided
+
+
+def test_the_quantizers_stand_in_rounds_activations_as_the_die_does():
+    """quant/arith.quantize_activation (PyTorch, in the quantizer's loops) gives the spec's codes x scales."""
+    from taalas_compile.quant.arith import quantize_activation
+
+    x = (np.random.default_rng(4).standard_normal((7, 100)) * 3).astype(np.float32)
+    x[2, 32:64] = 0  # a group of zeros
+    codes, scale = A.quantize_groups(x, 32, 8)
+    want = (codes * scale[..., None]).reshape(7, -1)[:, :100]
+    got = quantize_activation(torch.from_numpy(x), 32, 8).numpy()
+    assert np.array_equal(bits(got), bits(want))
